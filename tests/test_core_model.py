@@ -1,0 +1,162 @@
+"""Joint VAE, denoiser, guided sampling and the UniHand pipeline (random weights, tiny preset)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from unihand.config import model_config
+from unihand.data.io import Conditions
+from unihand.diffusion.sampling import guided_sample, sample_scheduler
+from unihand.errors import UserError
+from unihand.geometry.mirror import mirror_points
+from unihand.models.rope import apply_rope, rope_angles
+from unihand.pipeline import UniHand
+
+TINY = {"vae": {"d_model": 32, "layers": 1, "heads": 2, "ffn": 64},
+        "diffusion": {"d_model": 32, "layers": 2, "heads": 2, "ffn": 64}}
+K = np.array([[500.0, 0, 320], [0, 500, 240], [0, 0, 1]], np.float32)
+
+
+@pytest.fixture(scope="module")
+def model() -> UniHand:
+    torch.manual_seed(0)
+    m = UniHand(model_config("small", TINY)).eval()
+    # non-trivial nulls/modulation so the tests see real signal paths
+    for p in m.parameters():
+        if p.dim() == 2 and p.abs().sum() == 0:
+            torch.nn.init.normal_(p, std=0.02)
+    return m
+
+
+def kp2d_conditions(n: int, seed: int = 0) -> Conditions:
+    rng = np.random.default_rng(seed)
+    kp = rng.uniform(0.3, 0.7, (n, 21, 2)).astype(np.float32)
+    return Conditions(kp2d=kp, kp2d_mask=np.ones((n, 21), bool), K=K, image_size=np.array([640, 480]))
+
+
+def test_rope_scores_depend_only_on_relative_time() -> None:
+    q, k = torch.randn(1, 1, 1, 16), torch.randn(1, 1, 1, 16)
+    def score(m: int, n: int) -> float:
+        return float((apply_rope(q, rope_angles(torch.tensor([m]), 16)) * apply_rope(k, rope_angles(torch.tensor([n]), 16))).sum())
+    assert score(3, 1) == pytest.approx(score(10, 8), abs=1e-5)
+    assert score(3, 1) != pytest.approx(score(3, 2), abs=1e-3)
+
+
+def test_decoder_is_autoregressive_over_segments(model: UniHand) -> None:
+    vae = model.vae
+    g, z = torch.randn(1, 32), torch.randn(1, 16, 32)
+    out = vae.decode(g, z)
+    z2 = z.clone()
+    z2[:, 8:] += 1.0  # change only the second segment's latents
+    out2 = vae.decode(g, z2)
+    assert torch.allclose(out[:, :8], out2[:, :8])  # earlier segment untouched
+    assert not torch.allclose(out[:, 8:], out2[:, 8:])
+    first = torch.randn(1, 109)
+    assert not torch.allclose(vae.decode(g, z, first), out)  # the anchor matters
+    with pytest.raises(ValueError, match="multiple"):
+        vae.decode(g, torch.randn(1, 12, 32))
+
+
+def test_masked_frames_take_the_null_token(model: UniHand) -> None:
+    den = model.denoiser
+    zc = torch.randn(1, 8, 32)
+    mask = torch.tensor([[True, False] * 4])
+    fused = den.fuse({"kp2d": (zc, mask)}, 1, 8, zc.device)
+    empty = den.null_conditions(1, 8, zc.device)
+    kp = slice(0, 32)
+    assert torch.equal(fused[0, 1:][~mask[0]], empty[0, 1:][~mask[0]])  # masked -> null
+    assert torch.equal(fused[0, 1:][mask[0]][:, kp], zc[0][mask[0]])  # kept -> latent
+    assert torch.equal(fused[:, :, 32:], empty[:, :, 32:])  # absent modalities -> null
+
+
+def test_batched_cfg_equals_separate_passes(model: UniHand) -> None:
+    den = model.denoiser
+    tokens = den.fuse({"kp2d": (torch.randn(1, 8, 32), torch.ones(1, 8, dtype=torch.bool))}, 1, 8, "cpu")
+    z_init = torch.randn(1, 9, 32)
+    w = 2.0
+    got = guided_sample(den, sample_scheduler(model.cfg.diffusion), tokens, steps=4, cfg_scale=w, z_init=z_init.clone())
+    sched = sample_scheduler(model.cfg.diffusion)
+    sched.set_timesteps(4)
+    z = z_init.clone()
+    null = den.null_conditions(1, 8, "cpu")
+    with torch.no_grad():
+        for t in sched.timesteps:
+            tt = t.expand(1)
+            pc, pu = den(z, tt, tokens), den(z, tt, null)
+            z = sched.step(pu + w * (pc - pu), t, z, eta=0.0).prev_sample
+    torch.testing.assert_close(got, z, atol=1e-5, rtol=1e-4)
+
+
+def test_generate_is_seeded_and_any_length(model: UniHand) -> None:
+    cond = kp2d_conditions(13)
+    a, b = model.generate(cond, seed=5), model.generate(cond, seed=5)
+    c = model.generate(cond, seed=6)
+    assert a.joints.shape == (13, 21, 3) and a.hand_pose.shape == (13, 45)
+    np.testing.assert_array_equal(a.joints, b.joints)
+    assert np.abs(a.joints - c.joints).max() > 1e-4
+    assert np.all(np.isfinite(a.joints))
+
+
+def test_long_sequences_are_windowed_and_continuous(model: UniHand) -> None:
+    cond = kp2d_conditions(70)
+    m = model.generate(cond, seed=0, window=24, overlap=8)
+    assert m.joints.shape == (70, 21, 3)
+    steps = np.linalg.norm(np.diff(m.transl, axis=0), axis=-1)
+    assert np.all(np.isfinite(steps))
+
+
+def test_left_hand_is_mirrored_in_and_out(model: UniHand) -> None:
+    right = kp2d_conditions(8)
+    left = kp2d_conditions(8)
+    left.kp2d = np.concatenate([639.0 / 640.0 - right.kp2d[..., :1], right.kp2d[..., 1:]], -1).astype(np.float32)
+    left.K = K.copy()
+    left.K[0, 2] = 639.0 - K[0, 2]
+    left.is_right = False
+    r, l = model.generate(right, seed=1), model.generate(left, seed=1)
+    np.testing.assert_allclose(l.joints, mirror_points(r.joints), atol=2e-4)
+    assert not l.is_right
+
+
+def test_nan_keypoints_are_masked_and_all_masked_is_unconditional(model: UniHand, caplog) -> None:
+    cond = kp2d_conditions(8)
+    cond.kp2d[2, 5] = np.nan
+    m = model.generate(cond, seed=0)
+    assert np.all(np.isfinite(m.joints))
+    assert not cond.kp2d_mask[2, 5] and cond.kp2d_mask[2, 4]
+    off = kp2d_conditions(8)
+    off.kp2d_mask[:] = False
+    with caplog.at_level("WARNING", logger="unihand"):
+        model.generate(off, seed=0)
+    assert "unconditionally" in caplog.text
+
+
+def test_bad_conditions_are_user_errors(model: UniHand) -> None:
+    cond = kp2d_conditions(8)
+    cond.kp3d = np.zeros((9, 21, 3), np.float32)
+    with pytest.raises(UserError, match="frames"):
+        model.generate(cond)
+    with pytest.raises(UserError, match="empty"):
+        model.generate(None, num_frames=0)
+
+
+def test_checkpoint_round_trip_and_incompatible(model: UniHand, tmp_path) -> None:
+    model.save_pretrained(tmp_path / "ck")
+    loaded = UniHand.from_pretrained(tmp_path / "ck")
+    cond = kp2d_conditions(8)
+    np.testing.assert_array_equal(model.generate(cond, seed=2).joints, loaded.generate(cond, seed=2).joints)
+    meta = json.loads((tmp_path / "ck" / "config.json").read_text())
+    meta["model"]["diffusion"]["layers"] = 3
+    (tmp_path / "ck" / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(UserError, match="do not fit"):
+        UniHand.from_pretrained(tmp_path / "ck")
+    with pytest.raises(UserError, match="not a UniHand checkpoint"):
+        UniHand.from_pretrained(tmp_path / "nothing")
+    (tmp_path / "ck" / "model.safetensors").write_bytes(b"garbage")
+    meta["model"]["diffusion"]["layers"] = 2
+    (tmp_path / "ck" / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(UserError, match="unreadable"):
+        UniHand.from_pretrained(tmp_path / "ck")

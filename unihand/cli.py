@@ -1,0 +1,48 @@
+"""The single ``unihand`` command line; each subcommand lives in its own module.
+
+A subcommand module exposes ``register(subparsers)`` which adds its parser and sets
+``func`` to a callable taking the parsed ``argparse.Namespace`` and returning an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from unihand.errors import UserError
+
+# name -> module; modules are imported lazily so `unihand --help` stays fast.
+SUBCOMMANDS: dict[str, str] = {
+    "synth": "unihand.data.synthetic.cli",
+    "fk": "unihand.hand.cli",
+    "metrics": "unihand.eval.cli",
+    "info": "unihand.info",
+    "train": "unihand.train.cli",
+    "generate": "unihand.generate",
+    "estimate": "unihand.video.cli",
+    "demo": "unihand.demo",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="unihand", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for module in SUBCOMMANDS.values():
+        importlib.import_module(module).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as err:
+        print(f"unihand {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,280 @@
+"""Motion and conditions files (DESIGN §7): validated loading and atomic saving.
+
+Every reader goes through :func:`load_npz` so a bad file fails with one line naming
+the file, the field and the expected shape, never a traceback from deep inside numpy.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from unihand.errors import UserError
+
+#: Width of the flattened MANO vector: global_orient 3 | hand_pose 45 | betas 10 | transl 3.
+MANO_DIM = 61
+MANO_SLICES = {
+    "global_orient": slice(0, 3),
+    "hand_pose": slice(3, 48),
+    "betas": slice(48, 58),
+    "transl": slice(58, 61),
+}
+
+
+def atomic_write(path: str | os.PathLike, write: Any, suffix: str = "") -> Path:
+    """Write through ``write(tmp_path)`` into a temp file beside ``path``, then rename.
+
+    Readers never see a half-written file, even if the process is interrupted.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix or path.suffix)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def save_npz(path: str | os.PathLike, arrays: dict[str, Any]) -> Path:
+    """Atomically save a dict of arrays (None values skipped) as an uncompressed ``.npz``."""
+    clean = {k: np.asarray(v) for k, v in arrays.items() if v is not None}
+    return atomic_write(path, lambda tmp: np.savez(tmp, **clean), suffix=".npz")
+
+
+def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Load every array of an ``.npz`` file (no pickles) or raise a one-line :class:`UserError`."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: no such file")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as err:
+        raise UserError(f"{path}: not a readable .npz file ({err.__class__.__name__}: {err})") from None
+
+
+def check_array(
+    path: str | os.PathLike, name: str, value: np.ndarray, shape: tuple[int | str | None, ...],
+    *, finite: bool = True,
+) -> np.ndarray:
+    """Check ``value`` against ``shape`` (ints fixed, ``None``/names free) and return it as float32.
+
+    Named dims (e.g. ``"N"``) are only checked for consistency by the caller; here they are free.
+    """
+    arr = np.asarray(value)
+    expected = "(" + ", ".join("N" if d is None else str(d) for d in shape) + ")"
+    if arr.ndim != len(shape) or any(isinstance(d, int) and d != s for d, s in zip(shape, arr.shape)):
+        raise UserError(f"{path}: field '{name}' has shape {tuple(arr.shape)}, expected {expected}")
+    if not np.issubdtype(arr.dtype, np.number) and arr.dtype != np.bool_:
+        raise UserError(f"{path}: field '{name}' has dtype {arr.dtype}, expected numbers")
+    if finite and np.issubdtype(arr.dtype, np.floating) and not np.all(np.isfinite(arr)):
+        raise UserError(f"{path}: field '{name}' contains NaN or infinite values")
+    return arr
+
+
+def _frames(path: Path, arrays: dict[str, np.ndarray], names: list[str]) -> int:
+    """Common frame count N of the named fields; raises when they disagree or N == 0."""
+    counts = {n: arrays[n].shape[0] for n in names if n in arrays}
+    if not counts:
+        raise UserError(f"{path}: none of the fields {names} is present")
+    if len(set(counts.values())) > 1:
+        detail = ", ".join(f"'{k}' has {v}" for k, v in counts.items())
+        raise UserError(f"{path}: fields disagree on the number of frames ({detail})")
+    n = next(iter(counts.values()))
+    if n == 0:
+        raise UserError(f"{path}: the sequence is empty (0 frames)")
+    return n
+
+
+def _meta(path: Path, raw: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Camera and sequence metadata shared by motion and conditions files."""
+    out: dict[str, Any] = {}
+    if "K" in raw:
+        out["K"] = check_array(path, "K", raw["K"], (3, 3)).astype(np.float32)
+    if "image_size" in raw:
+        out["image_size"] = check_array(path, "image_size", raw["image_size"], (2,)).astype(np.int64)
+    if "fps" in raw:
+        fps = float(check_array(path, "fps", np.reshape(raw["fps"], ()), ()))
+        if fps <= 0:
+            raise UserError(f"{path}: field 'fps' is {fps}, expected a positive number")
+        out["fps"] = fps
+    if "is_right" in raw:
+        out["is_right"] = bool(np.reshape(raw["is_right"], ()))
+    return out
+
+
+@dataclass
+class Motion:
+    """A MANO hand motion of N frames in the canonical frame (metres)."""
+
+    global_orient: np.ndarray  # (N, 3) axis-angle
+    hand_pose: np.ndarray  # (N, 45) axis-angle, flat-hand mean
+    betas: np.ndarray  # (N, 10)
+    transl: np.ndarray  # (N, 3)
+    joints: np.ndarray | None = None  # (N, 21, 3) OpenPose order
+    vertices: np.ndarray | None = None  # (N, 778, 3) when a MANO model was used
+    joints_2d: np.ndarray | None = None  # (N, 21, 2) pixels
+    is_right: bool = True
+    fps: float = 30.0
+    K: np.ndarray | None = None  # (3, 3)
+    image_size: np.ndarray | None = None  # (2,) as (W, H)
+    extra: dict[str, np.ndarray] = field(default_factory=dict)  # other arrays kept verbatim
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.global_orient.shape[0])
+
+    def mano(self) -> np.ndarray:
+        """The flattened (N, 61) MANO vector."""
+        return np.concatenate([self.global_orient, self.hand_pose, self.betas, self.transl], axis=-1)
+
+    @classmethod
+    def from_mano(cls, mano: np.ndarray, **kwargs: Any) -> "Motion":
+        """Build from a flattened (N, 61) MANO vector."""
+        mano = np.asarray(mano, dtype=np.float32)
+        return cls(**{k: mano[:, s] for k, s in MANO_SLICES.items()}, **kwargs)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, require_joints: bool = False) -> "Motion":
+        path = Path(path)
+        raw = load_npz(path)
+        required = list(MANO_SLICES) + (["joints"] if require_joints else [])
+        missing = [k for k in required if k not in raw]
+        if missing:
+            raise UserError(
+                f"{path}: missing field(s) {', '.join(repr(m) for m in missing)} "
+                "(a motion file holds global_orient (N,3), hand_pose (N,45), betas (N,10), transl (N,3), joints (N,21,3))"
+            )
+        shapes = {
+            "global_orient": (None, 3), "hand_pose": (None, 45), "betas": (None, 10), "transl": (None, 3),
+            "joints": (None, 21, 3), "vertices": (None, 778, 3), "joints_2d": (None, 21, 2),
+        }
+        arrs = {k: check_array(path, k, raw[k], s).astype(np.float32) for k, s in shapes.items() if k in raw}
+        _frames(path, arrs, list(arrs))
+        known = set(shapes) | {"K", "image_size", "fps", "is_right"}
+        extra = {k: v for k, v in raw.items() if k not in known}
+        return cls(**arrs, **_meta(path, raw), extra=extra)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        out["is_right"] = np.bool_(self.is_right)
+        out["fps"] = np.float32(self.fps)
+        return {**self.extra, **out}
+
+    def save(self, path: str | os.PathLike) -> Path:
+        return save_npz(path, self.to_dict())
+
+
+CONDITION_SHAPES: dict[str, tuple[int | None, ...]] = {
+    "kp2d": (None, 21, 2),
+    "kp3d": (None, 21, 3),
+    "mano": (None, MANO_DIM),
+}
+
+
+@dataclass
+class Conditions:
+    """Structured conditions of N frames, each with a per-frame (N,) or per-joint (N, 21) mask.
+
+    NaN keypoints are treated as missing: they are zeroed and their mask entries switched off.
+    """
+
+    kp2d: np.ndarray | None = None  # (N, 21, 2) normalised to [0, 1] by (W, H)
+    kp2d_mask: np.ndarray | None = None  # (N,) or (N, 21) bool
+    kp2d_conf: np.ndarray | None = None  # (N, 21) detector confidence, optional
+    kp3d: np.ndarray | None = None  # (N, 21, 3) canonical frame, metres
+    kp3d_mask: np.ndarray | None = None
+    mano: np.ndarray | None = None  # (N, 61)
+    mano_mask: np.ndarray | None = None  # (N,)
+    is_right: bool = True
+    fps: float = 30.0
+    K: np.ndarray | None = None
+    image_size: np.ndarray | None = None
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def modalities(self) -> list[str]:
+        return [m for m in CONDITION_SHAPES if getattr(self, m) is not None]
+
+    @property
+    def num_frames(self) -> int:
+        mods = self.modalities()
+        return int(getattr(self, mods[0]).shape[0]) if mods else 0
+
+    def frame_mask(self, modality: str) -> np.ndarray:
+        """(N,) bool: frames where ``modality`` carries any signal."""
+        m = getattr(self, f"{modality}_mask")
+        n = getattr(self, modality).shape[0]
+        if m is None:
+            return np.ones(n, dtype=bool)
+        return m.any(axis=-1) if m.ndim == 2 else m.astype(bool)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Conditions":
+        path = Path(path)
+        raw = load_npz(path)
+        mods = [m for m in CONDITION_SHAPES if m in raw]
+        if not mods:
+            raise UserError(
+                f"{path}: no condition field found; expected any of kp2d (N,21,2), kp3d (N,21,3), mano (N,61)"
+            )
+        out: dict[str, Any] = {}
+        for m in mods:
+            arr = check_array(path, m, raw[m], CONDITION_SHAPES[m], finite=False).astype(np.float32)
+            out[m] = arr
+            if f"{m}_mask" in raw:
+                mask = np.asarray(raw[f"{m}_mask"])
+                ok_shapes = [(arr.shape[0],)] + ([(arr.shape[0], 21)] if m != "mano" else [])
+                if mask.shape not in ok_shapes:
+                    want = " or ".join(str(s) for s in ok_shapes)
+                    raise UserError(f"{path}: field '{m}_mask' has shape {mask.shape}, expected {want}")
+                out[f"{m}_mask"] = mask.astype(bool)
+        if "kp2d_conf" in raw and "kp2d" in out:
+            out["kp2d_conf"] = check_array(path, "kp2d_conf", raw["kp2d_conf"], (None, 21)).astype(np.float32)
+        _frames(path, out, mods + [f"{m}_mask" for m in mods] + ["kp2d_conf"])
+        known = set(out) | {"K", "image_size", "fps", "is_right", "kp2d_conf"}
+        extra = {k: v for k, v in raw.items() if k not in known}
+        cond = cls(**out, **_meta(path, raw), extra=extra)
+        cond.mask_non_finite()
+        return cond
+
+    def mask_non_finite(self) -> None:
+        """Zero NaN/inf entries and switch their mask off (per joint for keypoints, per frame for MANO)."""
+        for m in self.modalities():
+            arr = getattr(self, m)
+            bad = ~np.isfinite(arr)
+            if not bad.any():
+                continue
+            mask = getattr(self, f"{m}_mask")
+            n = arr.shape[0]
+            if m == "mano":
+                keep = ~bad.any(axis=-1)
+                mask = keep if mask is None else (mask & keep)
+            else:
+                keep = ~bad.any(axis=-1)  # (N, 21)
+                if mask is None:
+                    mask = np.ones((n, 21), dtype=bool)
+                elif mask.ndim == 1:
+                    mask = np.repeat(mask[:, None], 21, axis=1)
+                mask = mask & keep
+            setattr(self, m, np.where(bad, 0.0, arr).astype(np.float32))
+            setattr(self, f"{m}_mask", mask)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        out["is_right"] = np.bool_(self.is_right)
+        out["fps"] = np.float32(self.fps)
+        return {**self.extra, **out}
+
+    def save(self, path: str | os.PathLike) -> Path:
+        return save_npz(path, self.to_dict())

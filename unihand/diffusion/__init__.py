@@ -1,0 +1,1 @@
+"""Diffusion schedules (diffusers) and the guided sampling loop."""

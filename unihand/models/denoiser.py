@@ -1,0 +1,84 @@
+"""Latent denoiser (paper §3.3, A.3): predicts the clean latent [g; z] from a noisy one.
+
+Structured-condition latents are fused with the noisy latent at every step by concatenation
+per frame (a missing modality or frame takes that modality's learnable null token), the
+timestep enters every block through adaptive LayerNorm, time through RoPE, and per-frame vision
+hand tokens through a cross-attention block in every layer.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from unihand.config import DiffusionConfig
+from unihand.models.rope import rope_angles
+from unihand.models.transformer import Stack, timestep_embedding
+
+MODALITIES = ("kp2d", "kp3d", "mano")
+
+
+class Denoiser(nn.Module):
+    """G_theta(z_t, t, C) -> z0_hat over N + 1 tokens (global token g first)."""
+
+    def __init__(self, cfg: DiffusionConfig, latent_dim: int) -> None:
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.d_model
+        self.latent_dim = latent_dim
+        self.head = d // cfg.heads
+        self.null = nn.ParameterDict({m: nn.Parameter(torch.randn(latent_dim) * 0.02) for m in MODALITIES})
+        self.inp = nn.Linear(latent_dim * (1 + len(MODALITIES)), d)
+        self.global_emb = nn.Parameter(torch.randn(d) * 0.02)
+        self.t_mlp = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
+        self.stack = Stack(d, cfg.layers, cfg.heads, cfg.ffn, cfg.dropout, adaln=True, cross=cfg.vision)
+        self.vision_null = nn.Parameter(torch.randn(d) * 0.02) if cfg.vision else None
+        self.out = nn.Linear(d, latent_dim)
+        self.register_buffer("latent_scale", torch.ones(()))
+
+    def fuse(self, conds: dict[str, tuple[Tensor, Tensor]], b: int, n: int, device: torch.device) -> Tensor:
+        """Condition tokens (B, N + 1, M * latent) with null tokens where a modality/frame is missing.
+
+        ``conds[m] = (z_c (B, N, latent), frame_mask (B, N) bool)``; absent modalities are all-null.
+        """
+        parts = []
+        for m in MODALITIES:
+            null = self.null[m].expand(b, n + 1, -1)
+            if m in conds:
+                zc, mask = conds[m]
+                tok = torch.where(mask[..., None], zc, self.null[m].to(zc.dtype))
+                parts.append(torch.cat([null[:, :1], tok], dim=1))
+            else:
+                parts.append(null)
+        return torch.cat(parts, dim=-1)
+
+    def null_conditions(self, b: int, n: int, device: torch.device) -> Tensor:
+        return self.fuse({}, b, n, device)
+
+    def forward(
+        self,
+        z_t: Tensor,
+        t: Tensor,
+        cond_tokens: Tensor,
+        vision: Tensor | None = None,
+        vision_mask: Tensor | None = None,
+    ) -> Tensor:
+        """z_t (B, N+1, L), t (B,), fused conditions (B, N+1, M*L), vision (B, N, d), mask (B, N)."""
+        b, n1, _ = z_t.shape
+        x = self.inp(torch.cat([z_t, cond_tokens], dim=-1))
+        x = torch.cat([x[:, :1] + self.global_emb, x[:, 1:]], dim=1)
+        temb = self.t_mlp(timestep_embedding(t, self.cfg.d_model))
+        angles = rope_angles(torch.arange(n1, device=z_t.device), self.head)
+        context = context_mask = None
+        if self.vision_null is not None:
+            null = self.vision_null.expand(b, 1, -1)
+            if vision is None:
+                context = null
+                context_mask = None
+            else:
+                context = torch.cat([null, vision], dim=1)
+                vm = torch.ones(b, n1 - 1, dtype=torch.bool, device=z_t.device) if vision_mask is None else vision_mask
+                valid = torch.cat([torch.ones(b, 1, dtype=torch.bool, device=z_t.device), vm], dim=1)
+                context_mask = valid[:, None, :].expand(-1, n1, -1)
+        h = self.stack(x, angles=angles, cond=temb, context=context, context_mask=context_mask)
+        return self.out(h)

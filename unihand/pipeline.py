@@ -1,0 +1,344 @@
+"""``UniHand``: the joint VAE + latent denoiser as one model, with ``from_pretrained`` and ``generate``.
+
+Checkpoints are directories holding ``config.json`` and ``model.safetensors`` (never pickles).
+``generate`` covers estimation from 2D keypoints, lifting 3D keypoints, infilling and editing
+(any mix of modalities with per-frame masks), and unconditional sampling, for any length:
+sequences are padded to a multiple of 8 by repeating the last frame's conditions, and inputs
+longer than one window are generated in overlapping windows, each conditioned on the end of the
+previous one (as MANO infilling) and cross-faded into one smooth motion.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from unihand.config import ModelConfig, from_dict, to_dict
+from unihand.data.io import Conditions, Motion, atomic_write
+from unihand.diffusion.sampling import guided_sample, sample_scheduler
+from unihand.errors import UserError
+from unihand.geometry.mirror import (
+    mirror_intrinsics,
+    mirror_keypoints_2d_normalized,
+    mirror_mano_vector,
+    mirror_points,
+)
+from unihand.geometry.rotations import axis_angle_to_rot6d, rot6d_to_axis_angle
+from unihand.hand import load_hand_model
+from unihand.models.denoiser import MODALITIES, Denoiser
+from unihand.models.joint_vae import JointVAE
+
+log = logging.getLogger("unihand")
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+FORMAT_VERSION = 1
+#: Field of view assumed when a conditions file gives no intrinsics (horizontal, degrees).
+DEFAULT_FOV_DEG = 60.0
+DEFAULT_IMAGE_SIZE = (640, 480)
+
+
+def shipped_checkpoint() -> Path:
+    """The small model trained on the synthetic dataset that ships inside the package."""
+    return Path(str(resources.files("unihand") / "assets" / "unihand-small"))
+
+
+class UniHand(nn.Module):
+    """Joint VAE + denoiser; see the module docstring."""
+
+    def __init__(self, cfg: ModelConfig, mano_dir: str | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.vae = JointVAE(cfg.vae)
+        self.denoiser = Denoiser(cfg.diffusion, self.vae.latent_dim)
+        self.mano_dir = mano_dir
+        self.meta: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ checkpoints
+    @classmethod
+    def from_pretrained(
+        cls, path: str | Path | None = None, device: str | torch.device = "cpu", mano_dir: str | None = None
+    ) -> "UniHand":
+        """Load a checkpoint directory (``None``: the shipped small model)."""
+        path = Path(path) if path is not None else shipped_checkpoint()
+        cfg_path, w_path = path / CONFIG_NAME, path / WEIGHTS_NAME
+        if not cfg_path.exists() or not w_path.exists():
+            raise UserError(f"{path}: not a UniHand checkpoint (expected {CONFIG_NAME} and {WEIGHTS_NAME} inside)")
+        try:
+            meta = json.loads(cfg_path.read_text())
+            cfg = from_dict(meta["model"])
+        except (json.JSONDecodeError, KeyError, TypeError) as err:
+            raise UserError(f"{cfg_path}: unreadable checkpoint config ({err})") from None
+        model = cls(cfg, mano_dir=mano_dir)
+        try:
+            state = load_file(str(w_path))
+        except (SafetensorError, OSError) as err:
+            raise UserError(f"{w_path}: unreadable weights ({err})") from None
+        model.load_weights(state, w_path, partial=meta.get("stage") == "vae")
+        model.meta = meta
+        return model.to(device).eval()
+
+    def load_weights(self, state: dict[str, Tensor], where: Path | str, partial: bool = False) -> None:
+        """Load a state dict, failing with one line when it does not fit this architecture."""
+        own = self.state_dict()
+        bad = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
+        unknown = [k for k in state if k not in own]
+        missing = [] if partial else [k for k in own if k not in state]
+        if bad or unknown or missing:
+            first = (bad or unknown or missing)[0]
+            raise UserError(
+                f"{where}: weights do not fit the configured model ({len(bad)} wrong shapes, "
+                f"{len(unknown)} unknown, {len(missing)} missing; first: '{first}')"
+            )
+        self.load_state_dict(state, strict=not partial)
+
+    def save_pretrained(self, path: str | Path, stage: str = "full", extra: dict[str, Any] | None = None) -> Path:
+        """Write ``config.json`` + ``model.safetensors`` (atomically). ``stage='vae'`` saves the VAE only."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        if stage == "vae":
+            state = {k: v for k, v in state.items() if k.startswith("vae.")}
+        meta = {"format_version": FORMAT_VERSION, "stage": stage, "model": to_dict(self.cfg), **(extra or {})}
+        atomic_write(path / WEIGHTS_NAME, lambda tmp: save_file(state, tmp))
+        atomic_write(path / CONFIG_NAME, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)))
+        return path
+
+    # ------------------------------------------------------------------ latents
+    @property
+    def segment(self) -> int:
+        return self.cfg.vae.segment
+
+    def encode_latent(self, mano: Tensor) -> Tensor:
+        """Clean motion (B, N, 61) -> scaled latent [mu_g; z] (B, N + 1, L)."""
+        z, mu, _ = self.vae.encode_motion(self.vae.codec.encode_motion(mano))
+        return torch.cat([mu[:, None], z], dim=1) / self.denoiser.latent_scale
+
+    def decode_latent(self, latent: Tensor, first_frame: Tensor | None = None) -> Tensor:
+        """Scaled latent (B, N + 1, L) -> motion features (B, N, 109); ``first_frame`` (B, 61) or None."""
+        latent = latent * self.denoiser.latent_scale
+        anchor = None if first_frame is None else self.vae.codec.encode_motion(first_frame)
+        return self.vae.decode(latent[:, 0], latent[:, 1:], anchor)
+
+    def condition_tokens(self, batch: dict[str, Tensor]) -> Tensor:
+        """Encode the structured conditions present in ``batch`` and fuse them with null tokens.
+
+        Keys: ``kp2d`` (B,N,21,2) normalised + ``kp2d_mask`` (B,N,21) + ``K`` + ``image_size``;
+        ``kp3d`` (B,N,21,3) + ``kp3d_mask`` (B,N,21); ``mano`` (B,N,61) + ``mano_mask`` (B,N).
+        """
+        vae, codec = self.vae, self.vae.codec
+        ref = next(batch[m] for m in MODALITIES if m in batch) if any(m in batch for m in MODALITIES) else None
+        conds: dict[str, tuple[Tensor, Tensor]] = {}
+        if "kp2d" in batch:
+            jm = batch["kp2d_mask"]
+            rays = codec.rays(batch["kp2d"], batch["K"], batch["image_size"])
+            fm = jm.any(-1)
+            conds["kp2d"] = (vae.encode_condition("kp2d", codec.encode_kp2d(rays, jm), _attendable(fm)), fm)
+        if "kp3d" in batch:
+            jm = batch["kp3d_mask"]
+            fm = jm.any(-1)
+            conds["kp3d"] = (vae.encode_condition("kp3d", codec.encode_kp3d(batch["kp3d"], jm), _attendable(fm)), fm)
+        if "mano" in batch:
+            fm = batch["mano_mask"]
+            z, _, _ = vae.encode_motion(codec.encode_motion(batch["mano"]), _attendable(fm))
+            conds["mano"] = (z, fm)
+        conds = {m: (zc / self.denoiser.latent_scale, fm) for m, (zc, fm) in conds.items()}
+        if ref is None:
+            raise ValueError("condition_tokens needs at least one modality to know the sequence length")
+        b, n = ref.shape[:2]
+        return self.denoiser.fuse(conds, b, n, ref.device)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        batch: dict[str, Tensor],
+        *,
+        num_frames: int,
+        batch_size: int = 1,
+        steps: int | None = None,
+        cfg_scale: float | None = None,
+        generator: torch.Generator | None = None,
+        first_frame: Tensor | None = None,
+    ) -> Tensor:
+        """One window: conditions -> MANO (B, N, 61). An empty ``batch`` samples unconditionally."""
+        dcfg = self.cfg.diffusion
+        device = self.denoiser.latent_scale.device
+        if any(m in batch for m in MODALITIES):
+            tokens = self.condition_tokens(batch)
+        else:
+            tokens = self.denoiser.null_conditions(batch_size, num_frames, device)
+        latent = guided_sample(
+            self.denoiser, sample_scheduler(dcfg), tokens,
+            steps=steps or dcfg.sample_steps,
+            cfg_scale=dcfg.cfg_scale if cfg_scale is None else cfg_scale,
+            generator=generator,
+        )
+        return self.vae.codec.decode_motion(self.decode_latent(latent, first_frame))
+
+    # ------------------------------------------------------------------ user-facing generation
+    @torch.no_grad()
+    def generate(
+        self,
+        conditions: Conditions | None = None,
+        *,
+        num_frames: int | None = None,
+        steps: int | None = None,
+        cfg_scale: float | None = None,
+        seed: int = 0,
+        first_frame: np.ndarray | None = None,
+        window: int | None = None,
+        overlap: int = 16,
+    ) -> Motion:
+        """Generate a complete motion from any mix of conditions (None: unconditional, ``num_frames`` long).
+
+        Left hands (``conditions.is_right`` False) are mirrored in and out. ``first_frame`` (61,)
+        is a known MANO first frame used as the decoder's anchor; a MANO condition on frame 0
+        serves the same purpose. Seeded and reproducible.
+        """
+        cond = conditions if conditions is not None else Conditions()
+        total = cond.num_frames if cond.modalities() else (self.cfg.frames if num_frames is None else num_frames)
+        if total <= 0:
+            raise UserError("the conditions hold an empty sequence (0 frames)")
+        if not cond.modalities():
+            log.info("no conditions given: sampling unconditionally (%d frames)", total)
+        arrays = _condition_arrays(cond, total)
+        if cond.modalities() and not any(a.any() for k, a in arrays.items() if k.endswith("_mask")):
+            log.warning("every condition mask is off: sampling unconditionally")
+        if first_frame is not None:
+            first_frame = np.asarray(first_frame, dtype=np.float32).reshape(61)
+            if not np.all(np.isfinite(first_frame)):
+                raise UserError("first_frame holds NaN or infinite values")
+        if not cond.is_right:
+            arrays = _mirror_arrays(arrays)
+            first_frame = None if first_frame is None else mirror_mano_vector(first_frame)
+        mano = self._generate_windows(arrays, total, steps, cfg_scale, seed, first_frame, window, overlap)
+        if not cond.is_right:
+            mano = mirror_mano_vector(mano)
+        motion = Motion.from_mano(mano, is_right=cond.is_right, fps=cond.fps, K=cond.K, image_size=cond.image_size)
+        hand = load_hand_model(self.mano_dir, is_right=cond.is_right)
+        out = hand(**{k: torch.from_numpy(getattr(motion, k)) for k in ("global_orient", "hand_pose", "betas", "transl")})
+        motion.joints = out.joints.numpy().astype(np.float32)
+        if out.vertices is not None:
+            motion.vertices = out.vertices.numpy().astype(np.float32)
+        return motion
+
+    def _generate_windows(
+        self, arrays: dict[str, np.ndarray], total: int, steps: int | None, cfg_scale: float | None,
+        seed: int, first_frame: np.ndarray | None, window: int | None, overlap: int,
+    ) -> np.ndarray:
+        seg = self.segment
+        win = window or self.cfg.frames
+        padded = max(seg, math.ceil(total / seg) * seg)
+        arrays = {k: _pad_last(v, padded) if v.ndim and v.shape[0] == total else v for k, v in arrays.items()}
+        if padded <= win:
+            starts = [0]
+        else:
+            stride = win - overlap
+            starts = list(range(0, padded - win, stride)) + [padded - win]
+            win = min(win, padded)
+        device = self.denoiser.latent_scale.device
+        gen = torch.Generator(device="cpu").manual_seed(seed)
+        out = np.zeros((padded, 61), dtype=np.float32)
+        done = 0  # frames [0, done) are final
+        for start in starts:
+            length = min(win, padded - start)
+            sl = slice(start, start + length)
+            chunk = {k: (v[sl] if v.ndim and v.shape[0] == padded else v) for k, v in arrays.items()}
+            anchor = first_frame if start == 0 else None
+            if start > 0:  # condition on the overlap already generated (infilling keeps the windows consistent)
+                known = np.arange(start, start + length) < done
+                mano = chunk.get("mano", np.zeros((length, 61), np.float32)).copy()
+                mask = chunk.get("mano_mask", np.zeros(length, bool)).copy()
+                mano[known], mask[known] = out[start:done], True
+                chunk["mano"], chunk["mano_mask"] = mano, mask
+                anchor = out[start]
+            elif "mano_mask" in chunk and chunk["mano_mask"][0] and anchor is None:
+                anchor = chunk["mano"][0]
+            batch = {k: torch.from_numpy(np.asarray(v))[None].to(device) for k, v in chunk.items()}
+            ff = None if anchor is None else torch.from_numpy(np.asarray(anchor, np.float32))[None].to(device)
+            noise_gen = torch.Generator(device="cpu").manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
+            res = self.sample(batch, num_frames=length, steps=steps, cfg_scale=cfg_scale, generator=noise_gen, first_frame=ff)
+            res = res[0].float().cpu().numpy()
+            ov = max(0, done - start)
+            if ov:
+                w = np.linspace(0.0, 1.0, ov + 2, dtype=np.float32)[1:-1, None]
+                out[start:done] = _blend(out[start:done], res[:ov], w)
+            out[start + ov : start + length] = res[ov:]
+            done = start + length
+        return out[:total]
+
+
+def _attendable(frame_mask: Tensor) -> Tensor:
+    """Attention validity: a sample with no valid frame attends everywhere (its output is nulled)."""
+    return frame_mask | ~frame_mask.any(dim=1, keepdim=True)
+
+
+def _pad_last(x: np.ndarray, n: int) -> np.ndarray:
+    """Pad along frames by repeating the last frame (paper B.1)."""
+    if x.shape[0] >= n:
+        return x
+    return np.concatenate([x, np.repeat(x[-1:], n - x.shape[0], axis=0)], axis=0)
+
+
+def _blend(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Cross-fade two (T, 61) MANO sequences (weight ``w`` on b): rotations in 6D, the rest linearly."""
+    ra = axis_angle_to_rot6d(a[:, :48].reshape(-1, 16, 3))
+    rb = axis_angle_to_rot6d(b[:, :48].reshape(-1, 16, 3))
+    rot = rot6d_to_axis_angle((1 - w[:, :, None]) * ra + w[:, :, None] * rb).reshape(-1, 48)
+    return np.concatenate([rot, (1 - w) * a[:, 48:] + w * b[:, 48:]], axis=1).astype(np.float32)
+
+
+def _condition_arrays(cond: Conditions, total: int) -> dict[str, np.ndarray]:
+    """Conditions -> float32/bool arrays with per-joint masks (N, 21), camera defaults filled in."""
+    cond.mask_non_finite()
+    out: dict[str, np.ndarray] = {}
+    for m in cond.modalities():
+        arr = getattr(cond, m).astype(np.float32)
+        if arr.shape[0] != total:
+            raise UserError(f"conditions: '{m}' has {arr.shape[0]} frames, other modalities {total}")
+        mask = getattr(cond, f"{m}_mask")
+        if mask is None:
+            mask = np.ones(arr.shape[:2] if m != "mano" else arr.shape[:1], dtype=bool)
+        mask = np.asarray(mask, dtype=bool)
+        if m != "mano" and mask.ndim == 1:
+            mask = np.repeat(mask[:, None], 21, axis=1)
+        if m == "mano" and mask.ndim != 1:
+            raise UserError(f"conditions: 'mano_mask' must have shape ({total},), got {mask.shape}")
+        if m == "kp2d" and cond.kp2d_conf is not None:
+            mask = mask & (cond.kp2d_conf > 0)
+        out[m], out[f"{m}_mask"] = arr, mask
+    if "kp2d" in out:
+        size = np.asarray(cond.image_size if cond.image_size is not None else DEFAULT_IMAGE_SIZE, dtype=np.float32)
+        if cond.K is None:
+            from unihand.geometry.camera import intrinsics_from_fov
+
+            log.warning("no intrinsics given: assuming a %.0f° horizontal field of view", DEFAULT_FOV_DEG)
+            K = intrinsics_from_fov(DEFAULT_FOV_DEG, int(size[0]), int(size[1]))
+        else:
+            K = cond.K
+        out["K"], out["image_size"] = np.asarray(K, np.float32), size
+    return out
+
+
+def _mirror_arrays(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Mirror left-hand conditions to a right hand (DESIGN §2)."""
+    out = dict(arrays)
+    if "kp2d" in out:
+        width = int(out["image_size"][0])
+        out["kp2d"] = mirror_keypoints_2d_normalized(out["kp2d"], width).astype(np.float32)
+        out["K"] = mirror_intrinsics(out["K"], width).astype(np.float32)
+    if "kp3d" in out:
+        out["kp3d"] = mirror_points(out["kp3d"]).astype(np.float32)
+    if "mano" in out:
+        out["mano"] = mirror_mano_vector(out["mano"]).astype(np.float32)
+    return out

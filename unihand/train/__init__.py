@@ -1,0 +1,1 @@
+"""Two-stage training (joint VAE, then latent diffusion) driven by Lightning."""

@@ -1,0 +1,138 @@
+"""``unihand train vae|diffusion``: two-stage training from a YAML config plus ``--set`` overrides.
+
+Runs on CPU or GPU (bf16 mixed precision on GPU), single device or DDP/DeepSpeed by flag,
+checkpoints every ``ckpt_every`` steps (safetensors, no pickles) and resumes from the last one
+when rerun with the same ``--out``; logs to CSV and TensorBoard; exports the trained model as a
+``UniHand`` checkpoint directory (``OUT/export``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from unihand.config import deep_update, load_yaml, model_config, parse_override, to_dict
+from unihand.errors import UserError
+
+log = logging.getLogger("unihand")
+
+DEFAULTS: dict[str, Any] = {
+    "preset": "small",
+    "model": {},
+    "data": {"name": "synthetic", "seed": 0, "frames": 48, "epoch_size": 100000, "val_size": 256, "val_seed": 999},
+    "train": {
+        "batch_size": 32, "max_steps": 2000, "lr": 1e-4, "warmup": 100, "weight_decay": 0.0, "seed": 0,
+        "num_workers": 1, "log_every": 20, "ckpt_every": 250, "val_every": 500,
+        "accelerator": "auto", "devices": 1, "strategy": "auto", "precision": "auto", "threads": 0,
+    },
+    "vae": None,  # diffusion stage: path of the exported VAE checkpoint
+}
+
+
+def resolve_config(stage: str, config: str | None, overrides: list[str]) -> dict[str, Any]:
+    cfg = dict(DEFAULTS)
+    if config:
+        cfg = deep_update(cfg, load_yaml(config))
+    for text in overrides:
+        cfg = deep_update(cfg, parse_override(text))
+    unknown = set(cfg) - set(DEFAULTS)
+    if unknown:
+        raise UserError(f"unknown top-level config key(s): {', '.join(sorted(unknown))} (known: {', '.join(DEFAULTS)})")
+    if stage == "diffusion" and not cfg.get("vae"):
+        raise UserError("diffusion training needs the trained VAE: set vae: PATH in the config or --set vae=PATH")
+    return cfg
+
+
+def build_model(stage: str, cfg: dict[str, Any]) -> Any:
+    from unihand.pipeline import UniHand
+
+    if stage == "vae":
+        return UniHand(model_config(cfg["preset"], cfg["model"]))
+    vae = UniHand.from_pretrained(cfg["vae"])
+    mcfg = model_config(cfg["preset"], deep_update(to_dict(vae.cfg), cfg["model"]))
+    if to_dict(mcfg.vae) != to_dict(vae.cfg.vae):
+        raise UserError(f"{cfg['vae']}: the VAE checkpoint's architecture differs from the configured one")
+    model = UniHand(mcfg)
+    model.vae.load_state_dict(vae.vae.state_dict())
+    return model
+
+
+def run(stage: str, cfg: dict[str, Any], out: Path) -> Path:
+    """Train one stage; returns the exported checkpoint directory."""
+    import lightning as L
+    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+    from torch.utils.data import DataLoader
+
+    from unihand.train.checkpoint_io import SafetensorsCheckpointIO
+    from unihand.train.data import build_dataset, fit_statistics
+    from unihand.train.modules import DiffusionModule, VAEModule
+
+    tc = cfg["train"]
+    if tc["threads"]:
+        torch.set_num_threads(int(tc["threads"]))
+    L.seed_everything(int(tc["seed"]), workers=True, verbose=False)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(json.dumps(cfg, indent=2))
+    model = build_model(stage, cfg)
+    train_set = build_dataset(cfg["data"], split="train")
+    val_set = build_dataset(cfg["data"], split="val")
+    ckpt_dir = out / "checkpoints"
+    last = ckpt_dir / "last.ckpt"
+    if not last.exists():  # fresh run: statistics from data (restored from the checkpoint on resume)
+        fit_statistics(model, train_set, stage)
+    module = (VAEModule if stage == "vae" else DiffusionModule)(model, tc)
+    gpu = torch.cuda.is_available() and tc["accelerator"] in ("auto", "gpu", "cuda")
+    precision = tc["precision"] if tc["precision"] != "auto" else ("bf16-mixed" if gpu else "32-true")
+    strategy = tc["strategy"]
+    plugins = [] if strategy.startswith("deepspeed") else [SafetensorsCheckpointIO()]
+    trainer = L.Trainer(
+        accelerator=tc["accelerator"], devices=tc["devices"], strategy=strategy, precision=precision,
+        max_steps=int(tc["max_steps"]), log_every_n_steps=int(tc["log_every"]),
+        val_check_interval=int(tc["val_every"]), check_val_every_n_epoch=None, limit_val_batches=4,
+        callbacks=[
+            ModelCheckpoint(dirpath=ckpt_dir, every_n_train_steps=int(tc["ckpt_every"]), save_last=True, save_top_k=0),
+            LearningRateMonitor(logging_interval="step"),
+            TQDMProgressBar(refresh_rate=10),
+        ],
+        logger=[CSVLogger(out, name="logs"), TensorBoardLogger(out, name="tb")],
+        plugins=plugins, default_root_dir=out, enable_model_summary=False,
+    )
+    loader_kw = dict(batch_size=int(tc["batch_size"]), num_workers=int(tc["num_workers"]),
+                     persistent_workers=int(tc["num_workers"]) > 0)
+    trainer.fit(
+        module,
+        DataLoader(train_set, shuffle=False, drop_last=True, **loader_kw),
+        DataLoader(val_set, **loader_kw),
+        ckpt_path=str(last) if last.exists() else None,
+    )
+    export = out / "export"
+    if trainer.is_global_zero:
+        model.save_pretrained(export, stage=stage, extra={"training": {"stage": stage, "config": cfg,
+                                                                        "steps": trainer.global_step}})
+        log.info("exported %s", export)
+    return export
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train the joint VAE or the latent diffusion model",
+                       description=__doc__.splitlines()[0])
+    p.add_argument("stage", choices=["vae", "diffusion"])
+    p.add_argument("--config", help="YAML config (see configs/)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set train.max_steps=500 (repeatable)")
+    p.add_argument("--out", required=True, help="run directory (checkpoints, logs, export); rerun to resume")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    cfg = resolve_config(args.stage, args.config, args.overrides)
+    export = run(args.stage, cfg, Path(args.out))
+    print(f"exported {export}")
+    return 0
