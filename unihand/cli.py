@@ -12,7 +12,7 @@ import sys
 
 from unihand.errors import UserError
 
-# name -> module; modules are imported lazily so `unihand --help` stays fast.
+# name -> module; only the chosen subcommand's module is imported (fast start).
 SUBCOMMANDS: dict[str, str] = {
     "synth": "unihand.data.synthetic.cli",
     "fk": "unihand.hand.cli",
@@ -25,18 +25,21 @@ SUBCOMMANDS: dict[str, str] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``only`` set, just that subcommand's module is imported."""
     parser = argparse.ArgumentParser(prog="unihand", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for module in SUBCOMMANDS.values():
-        importlib.import_module(module).register(sub)
+    for name, module in SUBCOMMANDS.items():
+        if only is None or name == only:
+            importlib.import_module(module).register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    chosen = argv[0] if argv and argv[0] in SUBCOMMANDS else None
+    args = build_parser(chosen).parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except UserError as err:

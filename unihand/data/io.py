@@ -68,12 +68,13 @@ def check_array(
     path: str | os.PathLike, name: str, value: np.ndarray, shape: tuple[int | str | None, ...],
     *, finite: bool = True,
 ) -> np.ndarray:
-    """Check ``value`` against ``shape`` (ints fixed, ``None``/names free) and return it as float32.
+    """Check ``value`` against ``shape`` (ints fixed, ``None``/names free) and return it as an array.
 
     Named dims (e.g. ``"N"``) are only checked for consistency by the caller; here they are free.
     """
     arr = np.asarray(value)
-    expected = "(" + ", ".join("N" if d is None else str(d) for d in shape) + ")"
+    dims = ["N" if d is None else str(d) for d in shape]
+    expected = "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
     if arr.ndim != len(shape) or any(isinstance(d, int) and d != s for d, s in zip(shape, arr.shape)):
         raise UserError(f"{path}: field '{name}' has shape {tuple(arr.shape)}, expected {expected}")
     if not np.issubdtype(arr.dtype, np.number) and arr.dtype != np.bool_:
