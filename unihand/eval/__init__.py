@@ -1,0 +1,1 @@
+"""Evaluation: metrics (DESIGN §6) and the ``unihand metrics`` command."""

@@ -1,0 +1,1 @@
+"""Geometry: rotations, cameras, canonical frame, mirroring and alignment (torch and numpy)."""

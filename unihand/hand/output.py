@@ -1,0 +1,17 @@
+"""The output every hand model returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class HandOutput:
+    """Posed hand: ``joints`` (..., 21, 3) in OpenPose order, ``joints16`` (..., 16, 3) in MANO
+    order, ``vertices`` (..., 778, 3) for mesh models (``None`` for the kinematic hand); metres."""
+
+    joints: torch.Tensor
+    joints16: torch.Tensor
+    vertices: torch.Tensor | None = None
