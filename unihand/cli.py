@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, str] = {
     "generate": "unihand.generate",
     "estimate": "unihand.video.cli",
     "demo": "unihand.demo",
+    "evaluate": "unihand.eval.evaluate_cli",
 }
 
 

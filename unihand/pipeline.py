@@ -211,7 +211,7 @@ class UniHand(nn.Module):
             raise UserError("the conditions hold an empty sequence (0 frames)")
         if not cond.modalities():
             log.info("no conditions given: sampling unconditionally (%d frames)", total)
-        arrays = _condition_arrays(cond, total)
+        arrays = condition_arrays(cond, total)
         if cond.modalities() and not any(a.any() for k, a in arrays.items() if k.endswith("_mask")):
             log.warning("every condition mask is off: sampling unconditionally")
         if first_frame is not None:
@@ -298,7 +298,7 @@ def _blend(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:
     return np.concatenate([rot, (1 - w) * a[:, 48:] + w * b[:, 48:]], axis=1).astype(np.float32)
 
 
-def _condition_arrays(cond: Conditions, total: int) -> dict[str, np.ndarray]:
+def condition_arrays(cond: Conditions, total: int) -> dict[str, np.ndarray]:
     """Conditions -> float32/bool arrays with per-joint masks (N, 21), camera defaults filled in."""
     cond.mask_non_finite()
     out: dict[str, np.ndarray] = {}

@@ -80,8 +80,8 @@ def run(stage: str, cfg: dict[str, Any], out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(json.dumps(cfg, indent=2))
     model = build_model(stage, cfg)
-    train_set = build_dataset(cfg["data"], split="train")
-    val_set = build_dataset(cfg["data"], split="val")
+    train_set, sampler = build_dataset(cfg["data"], split="train")
+    val_set, _ = build_dataset(cfg["data"], split="val")
     ckpt_dir = out / "checkpoints"
     last = ckpt_dir / "last.ckpt"
     if not last.exists():  # fresh run: statistics from data (restored from the checkpoint on resume)
@@ -107,7 +107,7 @@ def run(stage: str, cfg: dict[str, Any], out: Path) -> Path:
                      persistent_workers=int(tc["num_workers"]) > 0)
     trainer.fit(
         module,
-        DataLoader(train_set, shuffle=False, drop_last=True, **loader_kw),
+        DataLoader(train_set, sampler=sampler, shuffle=False, drop_last=True, **loader_kw),
         DataLoader(val_set, **loader_kw),
         ckpt_path=str(last) if last.exists() else None,
     )

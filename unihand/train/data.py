@@ -5,29 +5,37 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch.utils.data import Dataset
-
-from unihand.errors import UserError
+from torch.utils.data import Dataset, Sampler
 
 
-def build_dataset(data_cfg: dict[str, Any], split: str) -> Dataset:
-    """``data.name``: ``synthetic`` (default, generated on the fly) or a real dataset from its root.
+#: data.* keys the trainer reads itself; every other key goes to the dataset adapter (mano_dir, cache_dir, ...).
+_OWN_KEYS = {"name", "root", "frames", "seed", "epoch_size", "val_size", "val_seed", "val_split", "mix", "render_size"}
 
-    A list under ``data.mix`` ([{name, root, weight}, ...]) mixes datasets.
+
+def build_dataset(data_cfg: dict[str, Any], split: str) -> tuple[Dataset, Sampler | None]:
+    """Training or validation data from the ``data`` config section.
+
+    ``data.name``: ``synthetic`` (default, generated on the fly from ``seed``), ``dexycb``,
+    ``hot3d`` or ``ho3d`` from ``data.root``; ``data.mix: [{name, root, weight, ...}, ...]``
+    mixes datasets with sampling weights. Validation uses ``data.val_split`` (default ``val``;
+    HOT3D's paper split has none: set ``test``).
     """
-    name = data_cfg.get("name", "synthetic")
-    frames = int(data_cfg.get("frames", 48))
-    if name == "synthetic":
-        from unihand.data.windows import SyntheticWindows
+    from unihand.data.datasets import build_dataset as build_one, build_mixture
 
-        if split == "train":
-            return SyntheticWindows(seed=int(data_cfg.get("seed", 0)), length=int(data_cfg["epoch_size"]), frames=frames)
-        return SyntheticWindows(seed=int(data_cfg.get("val_seed", 999)), length=int(data_cfg["val_size"]), frames=frames)
-    try:
-        from unihand.data.datasets import build_dataset as build_real
-    except ImportError as err:  # pragma: no cover - real adapters are part of the package
-        raise UserError(f"dataset '{name}' is not available ({err})") from None
-    return build_real(name, data_cfg.get("root"), split, frames=frames)
+    frames = int(data_cfg.get("frames", 48))
+    extra = {k: v for k, v in data_cfg.items() if k not in _OWN_KEYS}
+    train = split == "train"
+    common: dict[str, Any] = {"frames": frames, "render_size": data_cfg.get("render_size"), **extra}
+    if train:
+        common.update(seed=int(data_cfg.get("seed", 0)), length=int(data_cfg.get("epoch_size", 100000)))
+    else:
+        common.update(seed=int(data_cfg.get("val_seed", 999)), length=int(data_cfg.get("val_size", 256)))
+    real_split = split if train else str(data_cfg.get("val_split", "val"))
+    if data_cfg.get("mix"):
+        dataset, sampler = build_mixture(data_cfg["mix"], real_split, num_samples=common["length"], **common)
+        return dataset, sampler if train else None
+    name = data_cfg.get("name", "synthetic")
+    return build_one(name, data_cfg.get("root"), real_split, **common), None
 
 
 @torch.no_grad()

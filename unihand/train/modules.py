@@ -12,7 +12,7 @@ from torch import Tensor
 from unihand.diffusion.sampling import train_scheduler
 from unihand.hand import load_hand_model
 from unihand.pipeline import UniHand
-from unihand.train.losses import reconstruction_loss
+from unihand.train.losses import FEATURE_BETA, reconstruction_loss
 from unihand.train.masking import mask_conditions
 
 
@@ -83,8 +83,8 @@ class VAEModule(_Base):
             fm = masked[f"{m}_mask"].any(-1)
             zc = vae.encode_condition(m, make(), fm | ~fm.any(1, keepdim=True))
             l_latent = l_latent + F.mse_loss(zc, z.detach())
-            aux, _ = reconstruction_loss(codec, self.hand, decode(zc), mano, cfg.w_joint_rec, batch.get("joints"))
-            l_aux = l_aux + aux
+            # eq. 13: smooth-L1 between the motion decoded from z_c and the MANO parameters
+            l_aux = l_aux + F.smooth_l1_loss(decode(zc), feat, beta=FEATURE_BETA)
         loss = rec + cfg.w_kl * kl + cfg.w_latent * l_latent + cfg.w_aux * l_aux
         self._log(prefix, {"loss": loss.detach(), "rec": rec.detach(), "kl": kl.detach(), "latent": l_latent.detach(),
                            "aux": l_aux.detach(), **parts}, b)

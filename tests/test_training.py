@@ -1,0 +1,79 @@
+"""Two-stage training through the CLI: runs, resumes after interruption, exports usable checkpoints."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from unihand.cli import main
+from unihand.errors import UserError
+from unihand.pipeline import UniHand
+from unihand.train.checkpoint_io import load_tree, save_tree
+from unihand.train.cli import resolve_config
+
+TINY = [
+    "--set", "model.vae={d_model: 32, layers: 1, heads: 2, ffn: 64}",
+    "--set", "model.diffusion={d_model: 32, layers: 1, heads: 2, ffn: 64}",
+    "--set", "data.frames=16", "--set", "data.epoch_size=64", "--set", "data.val_size=4",
+    "--set", "train={batch_size: 4, num_workers: 0, log_every: 1, ckpt_every: 2, val_every: 4, lr: 0.001, warmup: 2}",
+]
+
+
+def steps_logged(run: Path) -> int:
+    rows = []
+    for f in sorted(run.glob("logs/version_*/metrics.csv")):
+        with open(f) as fh:
+            rows += [r for r in csv.DictReader(fh) if r.get("train/loss")]
+    return max(int(r["step"]) for r in rows) + 1
+
+
+def test_vae_then_diffusion_train_resume_and_export(tmp_path: Path) -> None:
+    vae_run, dif_run = tmp_path / "vae", tmp_path / "dif"
+    assert main(["train", "vae", "--out", str(vae_run), *TINY, "--set", "train.max_steps=4"]) == 0
+    first = load_tree(vae_run / "checkpoints" / "last.ckpt")
+    assert first["global_step"] == 4
+    # rerun with a larger budget: resumes from step 4 instead of starting over
+    assert main(["train", "vae", "--out", str(vae_run), *TINY, "--set", "train.max_steps=6"]) == 0
+    assert load_tree(vae_run / "checkpoints" / "last.ckpt")["global_step"] == 6
+    assert steps_logged(vae_run) == 6
+    assert (vae_run / "tb").exists()
+    meta = json.loads((vae_run / "export" / "config.json").read_text())
+    assert meta["stage"] == "vae"
+    vae = UniHand.from_pretrained(vae_run / "export")
+    assert not torch.allclose(vae.vae.codec.transl_std, torch.tensor([0.15, 0.15, 0.15]))  # statistics fitted
+
+    assert main(["train", "diffusion", "--out", str(dif_run), *TINY, "--set", "train.max_steps=3",
+                 "--set", f"vae={vae_run / 'export'}"]) == 0
+    model = UniHand.from_pretrained(dif_run / "export")
+    assert float(model.denoiser.latent_scale) != 1.0  # latent scale fitted on data
+    for name, p in model.vae.state_dict().items():  # the VAE stayed frozen
+        torch.testing.assert_close(p, vae.vae.state_dict()[name])
+    motion = model.generate(None, num_frames=16, seed=0)
+    assert np.all(np.isfinite(motion.joints))
+
+
+def test_config_errors_are_one_line() -> None:
+    with pytest.raises(UserError, match="needs the trained VAE"):
+        resolve_config("diffusion", None, [])
+    with pytest.raises(UserError, match="unknown top-level"):
+        resolve_config("vae", None, ["bogus=1"])
+    with pytest.raises(UserError, match="key.sub=value"):
+        resolve_config("vae", None, ["no-equals"])
+
+
+def test_safetensors_tree_round_trip(tmp_path: Path) -> None:
+    tree = {"state_dict": {"w": torch.arange(6.0).view(2, 3)}, "epoch": 3, "loops": {"a": [1, 2.5, None, "x"]},
+            "optimizer_states": [{"param_groups": [{"betas": (0.9, 0.999), "lr": 1e-3}]}]}
+    save_tree(tree, tmp_path / "c.ckpt")
+    back = load_tree(tmp_path / "c.ckpt")
+    assert torch.equal(back["state_dict"]["w"], tree["state_dict"]["w"])
+    assert back["epoch"] == 3 and back["loops"] == {"a": [1, 2.5, None, "x"]}
+    assert back["optimizer_states"][0]["param_groups"][0]["betas"] == [0.9, 0.999]
+    (tmp_path / "bad.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError, match="unreadable"):
+        load_tree(tmp_path / "bad.ckpt")
