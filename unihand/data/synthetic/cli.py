@@ -1,0 +1,158 @@
+"""``unihand synth``: write a synthetic 4D hand dataset (and a contact-sheet preview).
+
+Layout of ``--out DIR``::
+
+    DIR/synth.json                 what was generated (seed, count, frames, size, version)
+    DIR/seq_00000/motion.npz       GT Motion (canonical frame) + extras (T_cano_from_cam, joints_cam, occlusion, ...)
+    DIR/seq_00000/conditions.npz   Conditions (kp2d / kp3d / mano with masks) + extras (occlusion, ...)
+    DIR/seq_00000/frames.mp4       H.264 video of the rendered frames (--render or --preview)
+    DIR/seq_00000/frames.npz       lossless uint8 frames (N, S, S, 3) (--lossless)
+    DIR/preview.png                contact sheet (--preview)
+
+Sequence k of the set is ``SyntheticWorld(seed).sequence(start + k)``: the same bits on every
+machine. Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from unihand.data.io import atomic_write, save_npz
+from unihand.data.synthetic.camera import CAMERA_PRESETS
+from unihand.data.synthetic.motion import ACTIVITIES
+from unihand.data.synthetic.world import TRAIN_SEED, SynthConfig, SyntheticSequence, SyntheticWorld
+from unihand.errors import UserError
+
+PREVIEW_ROWS = 6
+PREVIEW_COLUMNS = 6
+_CHUNK = 32
+
+
+def write_mp4(path: str | Path, frames: np.ndarray, fps: float, crf: int = 18) -> Path:
+    """Atomically write (N, H, W, 3) uint8 RGB frames as an H.264 (yuv420p) MP4 via imageio-ffmpeg."""
+    import imageio_ffmpeg
+
+    h, w = frames.shape[1:3]
+
+    def write(tmp: str) -> None:
+        gen = imageio_ffmpeg.write_frames(
+            tmp, (w, h), fps=float(fps), codec="libx264", pix_fmt_in="rgb24", pix_fmt_out="yuv420p", quality=None,
+            macro_block_size=2, ffmpeg_log_level="error",
+            output_params=["-crf", str(crf), "-preset", "veryfast", "-movflags", "+faststart"],
+        )
+        gen.send(None)
+        for f in frames:
+            gen.send(np.ascontiguousarray(f))
+        gen.close()
+
+    return atomic_write(path, write, suffix=".mp4")
+
+
+def preview_rows(seqs: list[SyntheticSequence], frames: list[np.ndarray], columns: int = PREVIEW_COLUMNS) -> list:
+    """Contact-sheet rows: the first frame as rendered, then ``columns`` frames spread over the
+    sequence with their keypoints (frame pixels)."""
+    from unihand.viz.preview import PreviewTile, sequence_tiles
+
+    rows = []
+    for seq, fr in zip(seqs, frames):
+        n = seq.num_frames
+        picks = sorted(set(np.linspace(0, n - 1, columns).round().astype(int).tolist()))
+        lb = seq.letterbox(fr.shape[1])
+        occ = seq.conditions.extra["occlusion"]
+        side = "R" if seq.is_right else "L"
+        seen = seq.conditions.extra["in_image"].any(-1)
+        caps = [f"#{seq.index} t{k} {side} " + (f"occ {int(round(100 * occ[k]))}%" if seen[k] else "out of view")
+                for k in picks]
+        raw = PreviewTile(fr[picks[0]], np.full((21, 2), np.nan), np.zeros((21, 2)), np.zeros(21, bool),
+                          f"#{seq.index} {seq.activity}"[:34])
+        rows.append([raw] + sequence_tiles(
+            fr, lb.to_frame(seq.motion.joints_2d), lb.normalized_to_frame(seq.conditions.kp2d),
+            seq.conditions.kp2d_mask, picks, caps,
+        ))
+    return rows
+
+
+def write_sequence(seq_dir: Path, seq: SyntheticSequence, frames: np.ndarray | None, lossless: bool) -> None:
+    seq.motion.save(seq_dir / "motion.npz")
+    seq.conditions.save(seq_dir / "conditions.npz")
+    if frames is not None:
+        write_mp4(seq_dir / "frames.mp4", frames, seq.motion.fps)
+        if lossless:
+            save_npz(seq_dir / "frames.npz", {"frames": frames})
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.num < 1:
+        raise UserError(f"--num must be at least 1, got {args.num}")
+    if args.frames < 2:
+        raise UserError(f"--frames must be at least 2, got {args.frames}")
+    if args.size < 32 or args.size % 2:
+        raise UserError(f"--size must be an even number >= 32 (H.264 needs even sizes), got {args.size}")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a directory")
+    render = args.render or args.preview or args.lossless
+    config = SynthConfig(frames=args.frames, camera=args.camera, activity=args.activity)
+    world = SyntheticWorld(args.seed, config)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "generator": "unihand synth", "seed": args.seed, "start": args.start, "num": args.num, "frames": args.frames,
+        "fps": config.fps, "render": render, "size": args.size if render else None, "camera": args.camera,
+        "activity": args.activity, "lossless": args.lossless,
+    }
+    atomic_write(out / "synth.json", lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2) + "\n"), suffix=".json")
+
+    from tqdm import tqdm
+
+    t0 = time.perf_counter()
+    shown: list[SyntheticSequence] = []
+    shown_frames: list[np.ndarray] = []
+    indices = np.arange(args.start, args.start + args.num)
+    with tqdm(total=args.num, unit="seq", desc="synth", disable=None) as bar:
+        for lo in range(0, args.num, _CHUNK):
+            for seq in world.sequences(indices[lo:lo + _CHUNK]):
+                frames = seq.render(args.size) if render else None
+                write_sequence(out / f"seq_{seq.index - args.start:05d}", seq, frames, args.lossless)
+                if args.preview and len(shown) < PREVIEW_ROWS:
+                    shown.append(seq)
+                    shown_frames.append(frames)
+                bar.update(1)
+    msg = f"wrote {args.num} sequences x {args.frames} frames to {out}"
+    if render:
+        msg += f" (frames {args.size}x{args.size}: frames.mp4{' + frames.npz' if args.lossless else ''})"
+    if args.preview:
+        from unihand.viz.preview import LEGEND, contact_sheet, write_png
+
+        sheet = contact_sheet(preview_rows(shown, shown_frames), title=LEGEND)
+        path = write_png(out / "preview.png", sheet)
+        msg += f"; preview: {path}"
+    print(f"{msg} in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "synth", help="write a synthetic 4D hand dataset (motions, conditions, rendered frames, preview)",
+        description="Write a synthetic 4D hand dataset (and a contact-sheet preview). Sequence k is "
+        "SyntheticWorld(seed).sequence(start + k): training uses seed 0, test sets seeds >= 1000.",
+    )
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--num", type=int, default=8, help="number of sequences (default 8)")
+    p.add_argument("--frames", type=int, default=48, help="frames per sequence (default 48, at 30 fps)")
+    p.add_argument("--seed", type=int, default=TRAIN_SEED, help="stream seed (0: training; >= 1000: test sets)")
+    p.add_argument("--start", type=int, default=0, help="index of the first sequence in the stream (default 0)")
+    p.add_argument("--render", action="store_true", help="render full frames and write frames.mp4 (H.264)")
+    p.add_argument("--size", type=int, default=224, help="rendered frame size S (S x S, letterboxed; default 224)")
+    p.add_argument("--lossless", action="store_true",
+                   help="also write frames.npz with the exact uint8 frames (implies --render)")
+    p.add_argument("--preview", action="store_true",
+                   help=f"render and write DIR/preview.png: {PREVIEW_COLUMNS} frames of the first {PREVIEW_ROWS} "
+                   "sequences with their 2D keypoints (implies --render)")
+    p.add_argument("--camera", choices=sorted(CAMERA_PRESETS), default=None, help="use one camera preset only")
+    p.add_argument("--activity", choices=list(ACTIVITIES), default=None, help="use one hand activity only")
+    p.set_defaults(func=run)

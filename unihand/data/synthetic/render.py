@@ -1,0 +1,373 @@
+"""Full-frame rendering of a synthetic sequence with OpenCV drawing (no GPU, no mesh).
+
+The hand is drawn from its 21 joints: a capsule per bone (per-finger widths that taper toward the
+tips, scaled with the hand's size and the depth), the palm as a filled polygon, and a forearm
+(bare or in a sleeve). Every part is depth-sorted and drawn back to front with a dark outline, a
+body colour shaded by depth (nearer is brighter) and a soft highlight, so fingers in front of the
+palm read correctly. Occluders in front of the hand are drawn after it, the others before it,
+over a cluttered background.
+
+Frame geometry: frames are square ``size x size`` RGB images of the *full* camera image,
+letterboxed: the camera image is scaled so its longer side fills the frame and is centred, the
+rest is black. :class:`Letterbox` maps camera pixels to frame pixels and gives the frame's ``K``.
+The background lies at infinity: a moving camera sees it through the rotation homography
+``K R K^-1`` (its translation shows no parallax).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from unihand.data.synthetic.scene import BONE_RADIUS, BONES, PALM, Occluders, occluder_polygons, project_occluders
+from unihand.geometry.canonical import rigid_inverse
+
+#: Skin tones (RGB) from light to dark, jittered per sequence.
+SKIN_TONES = np.array(
+    [[255, 219, 186], [241, 194, 160], [224, 172, 135], [198, 140, 100], [161, 102, 70], [112, 70, 45], [80, 50, 35]],
+    dtype=np.float64,
+)
+
+_TIPS = {4, 8, 12, 16, 20}
+FOREARM_LENGTH = 0.24  # metres drawn from the wrist
+FOREARM_RADIUS = 0.027
+_SHIFT = 4  # sub-pixel bits for cv2 drawing
+_ONE = 1 << _SHIFT
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """Placement of a (W, H) camera image in a square ``size`` frame (symmetric black bars)."""
+
+    size: int
+    width: int  # camera image size
+    height: int
+    active_w: int  # size of the scaled camera image inside the frame
+    active_h: int
+
+    @property
+    def offset(self) -> tuple[int, int]:
+        return (self.size - self.active_w) // 2, (self.size - self.active_h) // 2
+
+    @property
+    def scale(self) -> tuple[float, float]:
+        return self.active_w / self.width, self.active_h / self.height
+
+    def to_frame(self, pixels: np.ndarray) -> np.ndarray:
+        """Camera pixels (..., 2) -> frame pixels (integer pixel centres on both sides)."""
+        s = np.array(self.scale)
+        return (pixels + 0.5) * s - 0.5 + np.array(self.offset)
+
+    def normalized_to_frame(self, kp: np.ndarray) -> np.ndarray:
+        """Keypoints normalised by the camera's (W, H) -> frame pixels."""
+        return self.to_frame(kp * np.array([self.width, self.height]))
+
+    def frame_K(self, K: np.ndarray) -> np.ndarray:
+        """Intrinsics of the frame: projecting with it gives frame pixels directly."""
+        sx, sy = self.scale
+        ox, oy = self.offset
+        Kf = np.array(K, dtype=np.float64).copy()
+        Kf[0] = Kf[0] * sx
+        Kf[1] = Kf[1] * sy
+        Kf[0, 2] = sx * (K[0, 2] + 0.5) - 0.5 + ox
+        Kf[1, 2] = sy * (K[1, 2] + 0.5) - 0.5 + oy
+        return Kf
+
+
+def letterbox(image_size: tuple[int, int] | np.ndarray, size: int) -> Letterbox:
+    """Letterbox of a (W, H) camera image in a square frame; the bars have equal widths, so a
+    horizontally flipped frame is the letterbox of the mirrored camera image."""
+    w, h = int(image_size[0]), int(image_size[1])
+    s = size / max(w, h)
+    aw = size - 2 * int(round((size - w * s) / 2))
+    ah = size - 2 * int(round((size - h * s) / 2))
+    return Letterbox(size, w, h, aw, ah)
+
+
+@dataclass
+class RenderStyle:
+    """Per-sequence appearance, drawn from the sequence's render generator."""
+
+    skin: np.ndarray  # (3,) RGB float
+    sleeve: np.ndarray | None  # (3,) RGB float, or None for a bare forearm
+    background: np.ndarray  # (S + 2m, S + 2m, 3) uint8 canvas, m = margin
+    margin: int
+    gain: float  # global brightness multiplier
+    bias: float
+    noise: np.ndarray | None  # (S + 16, S + 16, 3) int16 sensor-noise tile
+    blur: float  # Gaussian blur sigma in pixels (0: none)
+
+
+def _gradient(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    c0, c1 = rng.uniform(0, 255, size=3), rng.uniform(0, 255, size=3)
+    ang = rng.uniform(0, 2 * np.pi)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    s = (np.cos(ang) * xx + np.sin(ang) * yy) / max(h, w)
+    s = (s - s.min()) / max(float(s.max() - s.min()), 1e-6)
+    return c0 + s[..., None] * (c1 - c0)
+
+
+def make_background(rng: np.random.Generator, size: int) -> tuple[np.ndarray, int]:
+    """A cluttered background canvas (uint8 RGB) with a margin for camera rotations.
+
+    Layers: a colour gradient, low-frequency colour blobs, a random texture (noise, stripes or a
+    checkerboard) and 6-20 random shapes (rectangles, circles, ellipses, polylines), some of them
+    skin-coloured distractors.
+    """
+    margin = size // 4
+    n = size + 2 * margin
+    img = _gradient(rng, n, n).astype(np.float32)
+    # colour blobs: a tiny random image upsampled smoothly
+    g = int(rng.integers(2, 7))
+    blobs = cv2.resize(rng.uniform(0, 255, size=(g, g, 3)).astype(np.float32), (n, n), interpolation=cv2.INTER_CUBIC)
+    alpha = rng.uniform(0.2, 0.7)
+    img = (1 - alpha) * img + alpha * blobs
+    # texture
+    kind = int(rng.integers(3))
+    if kind == 0:
+        cells = int(rng.integers(8, 64))
+        tex = cv2.resize(rng.uniform(-1, 1, size=(cells, cells, 1)).astype(np.float32), (n, n),
+                         interpolation=cv2.INTER_LINEAR if rng.random() < 0.5 else cv2.INTER_NEAREST)
+    else:
+        yy, xx = np.mgrid[0:n, 0:n].astype(np.float32)
+        ang = rng.uniform(0, np.pi)
+        period = rng.uniform(6, 40)
+        u = np.cos(ang) * xx + np.sin(ang) * yy
+        if kind == 1:
+            tex = np.sin(2 * np.pi * u / period)
+        else:
+            v = -np.sin(ang) * xx + np.cos(ang) * yy
+            tex = np.sign(np.sin(np.pi * u / period) * np.sin(np.pi * v / period))
+    img = img + tex.reshape(n, n, 1) * rng.uniform(5, 40)
+    img = np.clip(img, 0, 255).astype(np.uint8)
+    # shapes
+    for _ in range(int(rng.integers(6, 21))):
+        if rng.random() < 0.15:
+            color = SKIN_TONES[rng.integers(len(SKIN_TONES))] + rng.normal(0, 10, size=3)
+        else:
+            color = rng.uniform(0, 255, size=3)
+        color = tuple(float(c) for c in np.clip(color, 0, 255))
+        thick = -1 if rng.random() < 0.6 else int(rng.integers(1, 6))
+        c = rng.uniform(0, n, size=2)
+        r = rng.uniform(0.03, 0.3) * n
+        shape = int(rng.integers(4))
+        if shape == 0:
+            p0 = (c - r * rng.uniform(0.2, 1, size=2)).astype(int)
+            p1 = (c + r * rng.uniform(0.2, 1, size=2)).astype(int)
+            cv2.rectangle(img, tuple(int(v) for v in p0), tuple(int(v) for v in p1), color, thick, cv2.LINE_AA)
+        elif shape == 1:
+            cv2.circle(img, tuple(int(v) for v in c), int(r * 0.5), color, thick, cv2.LINE_AA)
+        elif shape == 2:
+            axes = (int(r * rng.uniform(0.2, 0.8)), int(r * rng.uniform(0.1, 0.5)))
+            cv2.ellipse(img, tuple(int(v) for v in c), axes, float(rng.uniform(0, 180)), 0, 360, color, thick, cv2.LINE_AA)
+        else:
+            pts = (c + rng.normal(0, r * 0.5, size=(int(rng.integers(3, 7)), 2))).astype(np.int32)
+            if thick < 0:
+                cv2.fillPoly(img, [pts], color, cv2.LINE_AA)
+            else:
+                cv2.polylines(img, [pts], bool(rng.random() < 0.5), color, thick, cv2.LINE_AA)
+    if rng.random() < 0.5:
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.5, 2.0))
+    return img, margin
+
+
+def sample_style(rng: np.random.Generator, size: int) -> RenderStyle:
+    """Appearance of one sequence: skin tone, sleeve, background, lighting, sensor noise, blur."""
+    skin = SKIN_TONES[rng.integers(len(SKIN_TONES))] * rng.uniform(0.9, 1.1) + rng.normal(0, 6, size=3)
+    sleeve = rng.uniform(0, 255, size=3) if rng.random() < 0.6 else None
+    background, margin = make_background(rng, size)
+    sigma = rng.uniform(0, 6) if rng.random() < 0.7 else 0.0
+    noise = (rng.normal(0, sigma, size=(size + 16, size + 16, 3))).astype(np.int16) if sigma > 0.5 else None
+    return RenderStyle(
+        skin=np.clip(skin, 0, 255), sleeve=sleeve, background=background, margin=margin,
+        gain=rng.uniform(0.75, 1.2), bias=rng.uniform(-20, 20), noise=noise,
+        blur=rng.uniform(0.4, 1.0) if rng.random() < 0.3 else 0.0,
+    )
+
+
+def _clip_near(p: np.ndarray, q: np.ndarray, near: float = 0.05) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Clip camera-frame segments (N, 3) against the plane z = near; returns p, q and a keep mask."""
+    zp, zq = p[:, 2], q[:, 2]
+    keep = (zp > near) | (zq > near)
+    s = np.clip((near - zp) / np.where(np.abs(zq - zp) < 1e-9, 1e-9, zq - zp), 0.0, 1.0)
+    p2 = np.where((zp < near)[:, None], p + s[:, None] * (q - p), p)
+    s2 = np.clip((near - zq) / np.where(np.abs(zp - zq) < 1e-9, 1e-9, zp - zq), 0.0, 1.0)
+    q2 = np.where((zq < near)[:, None], q + s2[:, None] * (p - q), q)
+    return p2, q2, keep
+
+
+def _shade(color: np.ndarray, factor: float) -> tuple[float, float, float]:
+    c = np.clip(color * factor, 0, 255)
+    return float(c[0]), float(c[1]), float(c[2])
+
+
+def _fixed(p: np.ndarray) -> tuple[int, int]:
+    return int(round(p[0] * _ONE)), int(round(p[1] * _ONE))
+
+
+def _capsule(img: np.ndarray, a: np.ndarray, b: np.ndarray, r: float, color: np.ndarray, shade: float) -> None:
+    """A shaded capsule of radius ``r`` pixels from a to b: outline, body, highlight."""
+    pa, pb = _fixed(a), _fixed(b)
+    t = max(1, int(round(2 * r)))
+    cv2.line(img, pa, pb, _shade(color, 0.55 * shade), t + 2, cv2.LINE_AA, _SHIFT)
+    cv2.line(img, pa, pb, _shade(color, shade), t, cv2.LINE_AA, _SHIFT)
+    if r >= 2.5:
+        off = np.array([-0.2, -0.25]) * r
+        cv2.line(img, _fixed(a + off), _fixed(b + off), _shade(color, 1.1 * shade), max(1, int(round(0.5 * r))),
+                 cv2.LINE_AA, _SHIFT)
+
+
+#: Bones (indices into BONES) drawn as part of the palm: wrist to thumb CMC and to the four MCPs.
+_PALM_BONES = [i for i, (_, c) in enumerate(BONES) if c in (1, 5, 9, 13, 17)]
+_FINGER_BONES = [i for i in range(len(BONES)) if i not in _PALM_BONES]
+
+
+def draw_hand(img: np.ndarray, joints_cam: np.ndarray, K: np.ndarray, style: RenderStyle) -> None:
+    """Draw one hand (21 camera-frame joints, metres) into ``img`` with frame intrinsics ``K``.
+
+    The forearm goes first (it joins the hand at the wrist, so the hand covers the junction);
+    then the palm (polygon + metacarpals, one solid plate) and the 15 finger bones, back to front.
+    """
+    z = joints_cam[:, 2]
+    if np.all(z < 0.05):
+        return
+    palm_len = float(np.linalg.norm(joints_cam[9] - joints_cam[0]))
+    scale = palm_len / 0.095
+    fxy = np.array([K[0, 0], K[1, 1]])
+    f = 0.5 * (K[0, 0] + K[1, 1])
+    zmin = float(max(z.min(), 0.05))
+
+    def shade_at(depth: float) -> float:
+        return 1.08 - 0.45 * float(np.clip((depth - zmin) / (0.12 * scale), 0.0, 1.0))
+
+    # forearm: a tapered limb from the wrist away from the fingers, clipped at the near plane
+    axis = joints_cam[0] - joints_cam[9]
+    axis /= max(np.linalg.norm(axis), 1e-9)
+    fa_p, fa_q, keep = _clip_near(joints_cam[None, 0], joints_cam[None, 0] + axis[None] * FOREARM_LENGTH * scale)
+    if keep[0]:
+        p, q = fa_p[0], fa_q[0]
+        pp = p[:2] / p[2] * fxy + K[:2, 2]
+        qq = q[:2] / q[2] * fxy + K[:2, 2]
+        r_p = 0.85 * FOREARM_RADIUS * scale * f / p[2]
+        r_q = 1.15 * FOREARM_RADIUS * scale * f / q[2]
+        color = style.sleeve if style.sleeve is not None else style.skin
+        sh = shade_at(0.5 * (p[2] + q[2]))
+        d = qq - pp
+        nrm = np.array([-d[1], d[0]]) / max(float(np.linalg.norm(d)), 1e-6)
+        quad = np.array([pp + nrm * r_p, qq + nrm * r_q, qq - nrm * r_q, pp - nrm * r_p])
+        pts = np.round(quad * _ONE).astype(np.int32)
+        cv2.fillConvexPoly(img, pts, _shade(color, 0.85 * sh), cv2.LINE_AA, _SHIFT)
+        cv2.polylines(img, [pts], True, _shade(color, 0.55 * sh), 2, cv2.LINE_AA, _SHIFT)
+
+    zc = np.maximum(z, 0.05)
+    px = joints_cam[:, :2] / zc[:, None] * fxy + K[:2, 2]
+    bz = 0.5 * (z[BONES[:, 0]] + z[BONES[:, 1]])
+    items = [(float(bz[i]), i) for i in _FINGER_BONES]
+    items.append((float(z[PALM].mean()), -1))
+    items.sort(key=lambda it: -it[0])
+    for depth, i in items:
+        if i >= 0:
+            a, b = BONES[i]
+            if z[a] < 0.05 or z[b] < 0.05:
+                continue
+            r = BONE_RADIUS[b] * scale * f / depth
+            pa, pb = px[a], px[b]
+            if b in _TIPS:  # the tip joint is the fingertip's surface: end the capsule before it
+                d = pb - pa
+                n = np.linalg.norm(d)
+                if n > 1e-6:
+                    pb = pb - d / n * min(0.7 * r, 0.5 * n)
+            _capsule(img, pa, pb, r, style.skin, shade_at(depth))
+        else:
+            if np.any(z[PALM] < 0.05):
+                continue
+            sh = shade_at(depth)
+            pts = np.round(px[PALM] * _ONE).astype(np.int32)
+            dark, body = _shade(style.skin, 0.55 * sh), _shade(style.skin, 0.95 * sh)
+            segs = [(_fixed(px[BONES[k, 0]]), _fixed(px[BONES[k, 1]]),
+                     max(1, int(round(2 * BONE_RADIUS[BONES[k, 1]] * scale * f / bz[k])))) for k in _PALM_BONES]
+            cv2.polylines(img, [pts], True, dark, 3, cv2.LINE_AA, _SHIFT)
+            for pa, pb, t in segs:
+                cv2.line(img, pa, pb, dark, t + 2, cv2.LINE_AA, _SHIFT)
+            cv2.fillPoly(img, [pts], body, cv2.LINE_AA, _SHIFT)
+            for pa, pb, t in segs:
+                cv2.line(img, pa, pb, body, t, cv2.LINE_AA, _SHIFT)
+
+
+def _draw_occluder(img: np.ndarray, poly: np.ndarray, color: np.ndarray, pattern: int, shade: float) -> None:
+    pts = np.round(poly * _ONE).astype(np.int32)
+    col = color.astype(np.float64)
+    cv2.fillPoly(img, [pts], _shade(col, shade), cv2.LINE_AA, _SHIFT)
+    if pattern == 1:  # stripes: chords between mirror-symmetric outline points (inside the convex shape)
+        v = len(poly)
+        for k in range(v // 12, v // 2 - v // 12 + 1, max(1, v // 12)):
+            cv2.line(img, _fixed(poly[k]), _fixed(poly[(v // 2 - k) % v]), _shade(255 - col, shade), 2, cv2.LINE_AA,
+                     _SHIFT)
+    elif pattern == 2:  # two-tone: a lighter inner region
+        c = poly.mean(axis=0)
+        inner = np.round((c + 0.55 * (poly - c)) * _ONE).astype(np.int32)
+        cv2.fillPoly(img, [inner], _shade(col, 1.3 * shade), cv2.LINE_AA, _SHIFT)
+    cv2.polylines(img, [pts], True, _shade(col, 0.5 * shade), 2, cv2.LINE_AA, _SHIFT)
+
+
+def render_frames(
+    joints_cam: np.ndarray, K: np.ndarray, image_size: np.ndarray, T_cano_from_cam: np.ndarray,
+    occluders: Occluders, style: RenderStyle, size: int = 224,
+) -> np.ndarray:
+    """Render N frames.
+
+    Args:
+        joints_cam: (N, 21, 3) camera-frame joints of each frame (metres).
+        K: (3, 3) camera intrinsics; image_size: (W, H) of the camera.
+        T_cano_from_cam: (N, 4, 4) camera trajectory (for the background and occluders).
+        occluders: the scene's objects (canonical frame).
+        style: appearance from :func:`sample_style` with the same ``size``.
+
+    Returns:
+        (N, size, size, 3) uint8 RGB frames (letterboxed, see module doc).
+    """
+    n = joints_cam.shape[0]
+    lb = letterbox(image_size, size)
+    Kf = lb.frame_K(K)
+    Kinv = np.linalg.inv(Kf)
+    hand_depth = joints_cam[:, :, 2].mean(axis=1)
+    T_cam_from_cano = rigid_inverse(T_cano_from_cam)  # as the conditions: same occluder depths
+    occ2d = project_occluders(occluders, T_cam_from_cano, Kf, hand_depth)
+    polys = occluder_polygons(occ2d)
+    m = style.margin
+    offset = np.array([[1.0, 0, m], [0, 1.0, m], [0, 0, 1.0]])
+    static = np.allclose(T_cano_from_cam[:, :3, :3], np.eye(3))
+    frames = np.empty((n, size, size, 3), dtype=np.uint8)
+    ox, oy = lb.offset
+    for i in range(n):
+        if static:
+            img = style.background[m:m + size, m:m + size].copy()
+        else:  # frame pixel -> canonical-camera pixel through the rotation (background at infinity)
+            H = offset @ Kf @ T_cano_from_cam[i, :3, :3] @ Kinv
+            img = cv2.warpPerspective(style.background, H, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                      borderMode=cv2.BORDER_REFLECT)
+        order = np.argsort(-occ2d.depth[:, i]) if occluders.count else []
+        for o in order:
+            if not occ2d.front[o, i] and occ2d.depth[o, i] > 0.05:
+                _draw_occluder(img, polys[o, i], occluders.colors[o], int(occluders.patterns[o]), 0.8)
+        draw_hand(img, joints_cam[i], Kf, style)
+        for o in order:
+            if occ2d.front[o, i]:
+                _draw_occluder(img, polys[o, i], occluders.colors[o], int(occluders.patterns[o]), 1.0)
+        if style.blur > 0:
+            img = cv2.GaussianBlur(img, (0, 0), style.blur)
+        if style.gain != 1.0 or style.bias != 0.0:
+            img = cv2.convertScaleAbs(img, alpha=style.gain, beta=style.bias)
+        if style.noise is not None:
+            dx, dy = (i * 7) % 16, (i * 11) % 16
+            img = np.clip(img.astype(np.int16) + style.noise[dy:dy + size, dx:dx + size], 0, 255).astype(np.uint8)
+        if ox:
+            img[:, :ox] = 0
+            img[:, size - ox:] = 0
+        if oy:
+            img[:oy] = 0
+            img[size - oy:] = 0
+        frames[i] = img
+    return frames
