@@ -118,8 +118,25 @@ def _meta(path: Path, raw: dict[str, np.ndarray]) -> dict[str, Any]:
     return out
 
 
+class _NpzRecord:
+    """Saving shared by motion and conditions files: fields + verbatim extras, atomically."""
+
+    extra: dict[str, np.ndarray]
+    is_right: bool
+    fps: float
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        out["is_right"] = np.bool_(self.is_right)
+        out["fps"] = np.float32(self.fps)
+        return {**self.extra, **out}
+
+    def save(self, path: str | os.PathLike) -> Path:
+        return save_npz(path, self.to_dict())
+
+
 @dataclass
-class Motion:
+class Motion(_NpzRecord):
     """A MANO hand motion of N frames in the canonical frame (metres)."""
 
     global_orient: np.ndarray  # (N, 3) axis-angle
@@ -170,14 +187,6 @@ class Motion:
         extra = {k: v for k, v in raw.items() if k not in known}
         return cls(**arrs, **_meta(path, raw), extra=extra)
 
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
-        out["is_right"] = np.bool_(self.is_right)
-        out["fps"] = np.float32(self.fps)
-        return {**self.extra, **out}
-
-    def save(self, path: str | os.PathLike) -> Path:
-        return save_npz(path, self.to_dict())
 
 
 CONDITION_SHAPES: dict[str, tuple[int | None, ...]] = {
@@ -188,7 +197,7 @@ CONDITION_SHAPES: dict[str, tuple[int | None, ...]] = {
 
 
 @dataclass
-class Conditions:
+class Conditions(_NpzRecord):
     """Structured conditions of N frames, each with a per-frame (N,) or per-joint (N, 21) mask.
 
     NaN keypoints are treated as missing: they are zeroed and their mask entries switched off.
@@ -274,11 +283,3 @@ class Conditions:
             setattr(self, m, np.where(bad, 0.0, arr).astype(np.float32))
             setattr(self, f"{m}_mask", mask)
 
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
-        out["is_right"] = np.bool_(self.is_right)
-        out["fps"] = np.float32(self.fps)
-        return {**self.extra, **out}
-
-    def save(self, path: str | os.PathLike) -> Path:
-        return save_npz(path, self.to_dict())
