@@ -160,3 +160,30 @@ def test_checkpoint_round_trip_and_incompatible(model: UniHand, tmp_path) -> Non
     (tmp_path / "ck" / "config.json").write_text(json.dumps(meta))
     with pytest.raises(UserError, match="unreadable"):
         UniHand.from_pretrained(tmp_path / "ck")
+
+
+def test_vision_condition_flows_into_generation(tmp_path) -> None:
+    torch.manual_seed(0)
+    cfg = model_config("small", {**TINY, "vision": {"enabled": True, "small_dim": 16, "input_size": 64,
+                                                    "layers": 1, "heads": 2}})
+    m = UniHand(cfg).eval()
+    for p in m.parameters():  # adaLN gates start at zero: open them so vision reaches the output
+        if p.dim() == 2 and p.abs().sum() == 0:
+            torch.nn.init.normal_(p, std=0.05)
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 255, (8, 48, 64, 3), dtype=np.uint8)
+    cond = kp2d_conditions(8)
+    a = m.generate(cond, seed=0, frames=frames)
+    b = m.generate(cond, seed=0, frames=frames[::-1].copy())
+    c = m.generate(cond, seed=0, frames=frames, vision_mask=np.zeros(8, bool))
+    d = m.generate(cond, seed=0)
+    assert np.abs(a.joints - b.joints).max() > 1e-6  # the frames matter
+    np.testing.assert_allclose(c.joints, d.joints, atol=1e-5)  # all frames masked == no vision
+    with pytest.raises(UserError, match="video frames"):
+        m.generate(cond, frames=frames[:5])
+    m.save_pretrained(tmp_path / "v")
+    np.testing.assert_array_equal(UniHand.from_pretrained(tmp_path / "v").generate(cond, seed=0, frames=frames).joints,
+                                  a.joints)
+    plain = UniHand(model_config("small", TINY)).eval()
+    with pytest.raises(UserError, match="without the vision"):
+        plain.generate(cond, frames=frames)

@@ -45,14 +45,32 @@ class DiffusionConfig:
     w_rec: float = 1.0
     p_drop_condition: float = 0.1  # each modality replaced by its null token
     p_frame_mask: float = 0.5  # probability that a training window gets random per-frame masking
-    vision: bool = False  # cross-attention to per-frame hand tokens
-    temporal: bool = True  # False: the per-frame baseline (attention restricted to each frame)
+
+
+@dataclass
+class VisionConfig:
+    """Vision condition (paper §3.3): frozen/small backbone + hand perceptron, read by cross-attention."""
+
+    enabled: bool = False
+    backbone: str = "small"  # small (trainable, CPU) | dinov2 (frozen, from backbone_path)
+    backbone_size: str = "small"  # DINOv2 size
+    backbone_path: str | None = None  # local DINOv2 directory (weights are never stored in our checkpoints)
+    untrained: bool = False  # ablation "w/o pretrained vision backbone": frozen random weights
+    input_size: int = 224
+    small_dim: int = 160
+    pooling: str = "perceptron"  # perceptron | avg (ablation "w/o hand perceptron")
+    rope: str = "3d"  # 3d | 1d (ablation "w/o 3D RoPE")
+    layers: int = 2
+    heads: int = 8
+    p_drop: float = 0.2  # training: vision dropped for a whole window (CFG) ...
+    p_frame_drop: float = 0.2  # ... or per frame
 
 
 @dataclass
 class ModelConfig:
     vae: VAEConfig = field(default_factory=VAEConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    vision: VisionConfig = field(default_factory=VisionConfig)
     frames: int = 48  # training window length N
     hand_model: str = "kinematic"  # recorded so a checkpoint is used with the hand model it was trained with
 
@@ -62,6 +80,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "small": {
         "vae": {"d_model": 128, "layers": 3, "heads": 4, "ffn": 256},
         "diffusion": {"d_model": 128, "layers": 4, "heads": 4, "ffn": 256},
+        "vision": {"heads": 4},
     },
 }
 
@@ -74,7 +93,7 @@ def _merge(cls: type, values: dict[str, Any], where: str) -> Any:
         if key not in known:
             raise UserError(f"{where}: unknown setting '{key}' (known: {', '.join(known)})")
         ftype = known[key].type
-        sub = {"VAEConfig": VAEConfig, "DiffusionConfig": DiffusionConfig}.get(str(ftype))
+        sub = {"VAEConfig": VAEConfig, "DiffusionConfig": DiffusionConfig, "VisionConfig": VisionConfig}.get(str(ftype))
         kwargs[key] = _merge(sub, val, f"{where}.{key}") if sub and isinstance(val, dict) else val
     return cls(**kwargs)
 

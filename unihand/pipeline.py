@@ -28,6 +28,7 @@ from unihand.data.io import Conditions, Motion, atomic_write
 from unihand.diffusion.sampling import guided_sample, sample_scheduler
 from unihand.errors import UserError
 from unihand.geometry.mirror import (
+    mirror_image,
     mirror_intrinsics,
     mirror_keypoints_2d_normalized,
     mirror_mano_vector,
@@ -35,8 +36,10 @@ from unihand.geometry.mirror import (
 )
 from unihand.geometry.rotations import axis_angle_to_rot6d, rot6d_to_axis_angle
 from unihand.hand import load_hand_model
+from unihand.models.backbones import build_backbone
 from unihand.models.denoiser import MODALITIES, Denoiser
 from unihand.models.joint_vae import JointVAE
+from unihand.models.perceptron import HandPerceptron
 
 log = logging.getLogger("unihand")
 
@@ -60,16 +63,28 @@ class UniHand(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.vae = JointVAE(cfg.vae)
-        self.denoiser = Denoiser(cfg.diffusion, self.vae.latent_dim)
+        vis = cfg.vision
+        self.denoiser = Denoiser(cfg.diffusion, self.vae.latent_dim, vision=vis.enabled)
+        if vis.enabled:
+            self.backbone = build_backbone(vis.backbone, size=vis.backbone_size, path=vis.backbone_path,
+                                           untrained=vis.untrained, input_size=vis.input_size, small_dim=vis.small_dim)
+            self.perceptron = HandPerceptron(self.backbone.dim, cfg.diffusion.d_model, heads=vis.heads,
+                                             layers=vis.layers, pooling=vis.pooling, rope=vis.rope)
+            self.init_proj = nn.Linear(self.vae.latent_dim, cfg.diffusion.d_model)
         self.mano_dir = mano_dir
         self.meta: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ checkpoints
     @classmethod
     def from_pretrained(
-        cls, path: str | Path | None = None, device: str | torch.device = "cpu", mano_dir: str | None = None
+        cls, path: str | Path | None = None, device: str | torch.device = "cpu", mano_dir: str | None = None,
+        backbone_path: str | None = None,
     ) -> "UniHand":
-        """Load a checkpoint directory (``None``: the shipped small model)."""
+        """Load a checkpoint directory (``None``: the shipped small model).
+
+        ``backbone_path``: where the frozen DINOv2 weights of a vision checkpoint live on this machine
+        (they are never stored in our checkpoints).
+        """
         path = Path(path) if path is not None else shipped_checkpoint()
         cfg_path, w_path = path / CONFIG_NAME, path / WEIGHTS_NAME
         if not cfg_path.exists() or not w_path.exists():
@@ -79,18 +94,26 @@ class UniHand(nn.Module):
             cfg = from_dict(meta["model"])
         except (json.JSONDecodeError, KeyError, TypeError) as err:
             raise UserError(f"{cfg_path}: unreadable checkpoint config ({err})") from None
+        if backbone_path is not None:
+            cfg.vision.backbone_path = backbone_path
         model = cls(cfg, mano_dir=mano_dir)
         try:
             state = load_file(str(w_path))
         except (SafetensorError, OSError) as err:
             raise UserError(f"{w_path}: unreadable weights ({err})") from None
-        model.load_weights(state, w_path, partial=meta.get("stage") == "vae")
+        model.load_weights(state, w_path, partial=meta.get("stage") == "vae", skip=model._external_prefixes())
         model.meta = meta
         return model.to(device).eval()
 
-    def load_weights(self, state: dict[str, Tensor], where: Path | str, partial: bool = False) -> None:
+    def _external_prefixes(self) -> tuple[str, ...]:
+        """Weights that live outside our checkpoints: a frozen DINOv2 loaded from the user's disk."""
+        return ("backbone.",) if self.cfg.vision.enabled and self.cfg.vision.backbone == "dinov2" else ()
+
+    def load_weights(
+        self, state: dict[str, Tensor], where: Path | str, partial: bool = False, skip: tuple[str, ...] = ()
+    ) -> None:
         """Load a state dict, failing with one line when it does not fit this architecture."""
-        own = self.state_dict()
+        own = {k: v for k, v in self.state_dict().items() if not (skip and k.startswith(skip))}
         bad = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
         unknown = [k for k in state if k not in own]
         missing = [] if partial else [k for k in own if k not in state]
@@ -100,7 +123,7 @@ class UniHand(nn.Module):
                 f"{where}: weights do not fit the configured model ({len(bad)} wrong shapes, "
                 f"{len(unknown)} unknown, {len(missing)} missing; first: '{first}')"
             )
-        self.load_state_dict(state, strict=not partial)
+        self.load_state_dict(state, strict=not (partial or skip))
 
     def save_pretrained(self, path: str | Path, stage: str = "full", extra: dict[str, Any] | None = None) -> Path:
         """Write ``config.json`` + ``model.safetensors`` (atomically). ``stage='vae'`` saves the VAE only."""
@@ -109,6 +132,8 @@ class UniHand(nn.Module):
         state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
         if stage == "vae":
             state = {k: v for k, v in state.items() if k.startswith("vae.")}
+        skip = self._external_prefixes()
+        state = {k: v for k, v in state.items() if not (skip and k.startswith(skip))}
         meta = {"format_version": FORMAT_VERSION, "stage": stage, "model": to_dict(self.cfg), **(extra or {})}
         atomic_write(path / WEIGHTS_NAME, lambda tmp: save_file(state, tmp))
         atomic_write(path / CONFIG_NAME, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)))
@@ -158,6 +183,24 @@ class UniHand(nn.Module):
         b, n = ref.shape[:2]
         return self.denoiser.fuse(conds, b, n, ref.device)
 
+    def hand_tokens(
+        self, frames: Tensor, first_frame: Tensor | None = None, first_known: Tensor | None = None,
+        vision_mask: Tensor | None = None,
+    ) -> Tensor:
+        """Hand perceptron over full frames (B, N, 3, H, W) uint8 -> one hand token per frame (B, N, d).
+
+        The initial-pose query is the decoder's anchor token (``Linear`` of the known first frame, else
+        the learned unknown anchor), projected to the denoiser width. Computed once per sequence.
+        """
+        b, n = frames.shape[:2]
+        dense = self.backbone.encode(frames.flatten(0, 1), batch_size=64)
+        tokens = dense.tokens.unflatten(0, (b, n))
+        anchor = self.vae.unknown_anchor.expand(b, -1)
+        if first_frame is not None:
+            known = self.vae.anchor_in(self.vae.codec.encode_motion(first_frame))
+            anchor = known if first_known is None else torch.where(first_known[:, None], known, anchor)
+        return self.perceptron(tokens, self.init_proj(anchor), vision_mask, token_valid=dense.valid)
+
     @torch.no_grad()
     def sample(
         self,
@@ -170,18 +213,27 @@ class UniHand(nn.Module):
         generator: torch.Generator | None = None,
         first_frame: Tensor | None = None,
     ) -> Tensor:
-        """One window: conditions -> MANO (B, N, 61). An empty ``batch`` samples unconditionally."""
+        """One window: conditions -> MANO (B, N, 61). An empty ``batch`` samples unconditionally.
+
+        ``batch["frames"]`` (B, N, 3, H, W) uint8 with ``batch["vision_mask"]`` (B, N) adds the vision
+        condition (checkpoints trained with vision only).
+        """
         dcfg = self.cfg.diffusion
         device = self.denoiser.latent_scale.device
         if any(m in batch for m in MODALITIES):
             tokens = self.condition_tokens(batch)
         else:
+            batch_size = batch["frames"].shape[0] if "frames" in batch else batch_size
             tokens = self.denoiser.null_conditions(batch_size, num_frames, device)
+        vision = vision_mask = None
+        if "frames" in batch:
+            vision_mask = batch.get("vision_mask")
+            vision = self.hand_tokens(batch["frames"], first_frame, vision_mask=vision_mask)
         latent = guided_sample(
             self.denoiser, sample_scheduler(dcfg), tokens,
             steps=steps or dcfg.sample_steps,
             cfg_scale=dcfg.cfg_scale if cfg_scale is None else cfg_scale,
-            generator=generator,
+            generator=generator, vision=vision, vision_mask=vision_mask,
         )
         return self.vae.codec.decode_motion(self.decode_latent(latent, first_frame))
 
@@ -198,15 +250,23 @@ class UniHand(nn.Module):
         first_frame: np.ndarray | None = None,
         window: int | None = None,
         overlap: int = 16,
+        frames: np.ndarray | None = None,
+        vision_mask: np.ndarray | None = None,
     ) -> Motion:
         """Generate a complete motion from any mix of conditions (None: unconditional, ``num_frames`` long).
 
         Left hands (``conditions.is_right`` False) are mirrored in and out. ``first_frame`` (61,)
         is a known MANO first frame used as the decoder's anchor; a MANO condition on frame 0
-        serves the same purpose. Seeded and reproducible.
+        serves the same purpose. ``frames`` (N, H, W, 3) uint8 full video frames (vision checkpoints),
+        ``vision_mask`` (N,) the frames to use. Seeded and reproducible.
         """
         cond = conditions if conditions is not None else Conditions()
-        total = cond.num_frames if cond.modalities() else (self.cfg.frames if num_frames is None else num_frames)
+        if cond.modalities():
+            total = cond.num_frames
+        elif frames is not None:
+            total = len(frames)
+        else:
+            total = self.cfg.frames if num_frames is None else num_frames
         if total <= 0:
             raise UserError("the conditions hold an empty sequence (0 frames)")
         if not cond.modalities():
@@ -218,6 +278,8 @@ class UniHand(nn.Module):
             first_frame = np.asarray(first_frame, dtype=np.float32).reshape(61)
             if not np.all(np.isfinite(first_frame)):
                 raise UserError("first_frame holds NaN or infinite values")
+        if frames is not None:
+            arrays.update(self._frame_arrays(frames, vision_mask, total, mirror=not cond.is_right))
         if not cond.is_right:
             arrays = _mirror_arrays(arrays)
             first_frame = None if first_frame is None else mirror_mano_vector(first_frame)
@@ -231,6 +293,26 @@ class UniHand(nn.Module):
         if out.vertices is not None:
             motion.vertices = out.vertices.numpy().astype(np.float32)
         return motion
+
+    def _frame_arrays(
+        self, frames: np.ndarray, vision_mask: np.ndarray | None, total: int, mirror: bool
+    ) -> dict[str, np.ndarray]:
+        """Video frames -> ``frames`` (N, 3, H, W) uint8 (mirrored for a left hand) + ``vision_mask`` (N,)."""
+        if not self.cfg.vision.enabled:
+            raise UserError("this checkpoint was trained without the vision condition; drop the frames "
+                            "or use a vision-enabled checkpoint")
+        from unihand.models.backbones import frames_to_tensor
+
+        rgb = frames_to_tensor(frames)  # (N, 3, H, W), validated: one size, RGB
+        if rgb.shape[0] != total:
+            raise UserError(f"{rgb.shape[0]} video frames but the other conditions have {total} frames")
+        if rgb.dtype != torch.uint8:
+            rgb = (rgb * 255).round().to(torch.uint8)
+        out = rgb.numpy()
+        if mirror:
+            out = np.ascontiguousarray(mirror_image(out, layout="CHW"))
+        mask = np.ones(total, bool) if vision_mask is None else np.asarray(vision_mask, bool).reshape(total)
+        return {"frames": out, "vision_mask": mask}
 
     def _generate_windows(
         self, arrays: dict[str, np.ndarray], total: int, steps: int | None, cfg_scale: float | None,

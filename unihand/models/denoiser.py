@@ -21,7 +21,7 @@ MODALITIES = ("kp2d", "kp3d", "mano")
 class Denoiser(nn.Module):
     """G_theta(z_t, t, C) -> z0_hat over N + 1 tokens (global token g first)."""
 
-    def __init__(self, cfg: DiffusionConfig, latent_dim: int) -> None:
+    def __init__(self, cfg: DiffusionConfig, latent_dim: int, vision: bool = False) -> None:
         super().__init__()
         self.cfg = cfg
         d = cfg.d_model
@@ -31,8 +31,8 @@ class Denoiser(nn.Module):
         self.inp = nn.Linear(latent_dim * (1 + len(MODALITIES)), d)
         self.global_emb = nn.Parameter(torch.randn(d) * 0.02)
         self.t_mlp = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
-        self.stack = Stack(d, cfg.layers, cfg.heads, cfg.ffn, cfg.dropout, adaln=True, cross=cfg.vision)
-        self.vision_null = nn.Parameter(torch.randn(d) * 0.02) if cfg.vision else None
+        self.stack = Stack(d, cfg.layers, cfg.heads, cfg.ffn, cfg.dropout, adaln=True, cross=vision)
+        self.vision_null = nn.Parameter(torch.randn(d) * 0.02) if vision else None
         self.out = nn.Linear(d, latent_dim)
         self.register_buffer("latent_scale", torch.ones(()))
 

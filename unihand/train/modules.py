@@ -104,6 +104,12 @@ class DiffusionModule(_Base):
     def on_train_start(self) -> None:
         self.model.vae.eval()  # frozen: no dropout
 
+    def _vision_mask(self, b: int, n: int) -> Tensor:
+        """(B, N) frames whose vision is used: whole windows dropped (CFG) and random frames dropped."""
+        vcfg = self.model.cfg.vision
+        keep = torch.rand(b, generator=self.gen) >= vcfg.p_drop
+        return keep[:, None] & (torch.rand(b, n, generator=self.gen) >= vcfg.p_frame_drop)
+
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         return self._step(batch, "train")
 
@@ -124,9 +130,15 @@ class DiffusionModule(_Base):
         t = torch.randint(0, dcfg.train_steps, (b,), generator=self.gen).to(mano.device)
         noise = torch.randn(z0.shape, generator=self.gen).to(z0)
         z_t = self.scheduler.add_noise(z0, noise, t)
-        z0_hat = model.denoiser(z_t, t, tokens)
-        l_simple = F.mse_loss(z0_hat, z0)
         known = self._anchor_known(b, model.cfg.vae.p_unknown_anchor).to(mano.device)
+        vision = vision_mask = None
+        if model.cfg.vision.enabled:
+            if "frames" not in batch:
+                raise ValueError("a vision model trains on rendered frames: set data.render_size (e.g. 224)")
+            vision_mask = self._vision_mask(b, mano.shape[1]).to(mano.device)
+            vision = model.hand_tokens(batch["frames"], mano[:, 0], known, vision_mask)
+        z0_hat = model.denoiser(z_t, t, tokens, vision, vision_mask)
+        l_simple = F.mse_loss(z0_hat, z0)
         first = torch.where(known[:, None], model.vae.codec.encode_motion(mano[:, 0]), 0.0)
         feat = model.vae.decode(z0_hat[:, 0] * model.denoiser.latent_scale, z0_hat[:, 1:] * model.denoiser.latent_scale,
                                 first, first_known=known)
