@@ -84,7 +84,7 @@ def _bad_cases(tmp: Path, j: np.ndarray) -> list[tuple[Path, Path, str]]:
         (tmp / "absent.npz", gt, "no such file"),
         (_save(tmp / "shape.npz", joints=j[..., :2]), gt, "'joints' has shape (10, 21, 2), expected (N, 21, 3)"),
         (_save(tmp / "verts.npz", joints=j, vertices=np.zeros((N, 700, 3))), gt, "'vertices' has shape (10, 700, 3), expected (10, 778, 3)"),
-        (gt, _save(tmp / "occ_len.npz", joints=j, occlusion=np.zeros(4)), "'occlusion' has shape (4,), expected (10)"),
+        (gt, _save(tmp / "occ_len.npz", joints=j, occlusion=np.zeros(4)), "'occlusion' has shape (4,), expected (10,)"),
         (gt, _save(tmp / "occ_range.npz", joints=j, occlusion=np.full(N, 1.5)), "'occlusion' has values outside [0, 1]"),
         (gt, _save(tmp / "fps.npz", joints=j, fps=np.float32(-1)), "'fps' is -1.0, expected one positive number"),
     ]

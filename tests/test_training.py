@@ -77,3 +77,29 @@ def test_safetensors_tree_round_trip(tmp_path: Path) -> None:
     (tmp_path / "bad.ckpt").write_bytes(b"not a checkpoint")
     with pytest.raises(UserError, match="unreadable"):
         load_tree(tmp_path / "bad.ckpt")
+
+
+def test_vision_diffusion_trains_on_rendered_frames(tmp_path: Path) -> None:
+    vae_run, dif_run = tmp_path / "vae", tmp_path / "dif"
+    assert main(["train", "vae", "--out", str(vae_run), *TINY, "--set", "train.max_steps=1"]) == 0
+    vision = ["--set", "model.vision={enabled: true, small_dim: 16, input_size: 64, layers: 1, heads: 2}",
+              "--set", "data.render_size=64"]
+    assert main(["train", "diffusion", "--out", str(dif_run), *TINY, *vision, "--set", "train.max_steps=2",
+                 "--set", f"vae={vae_run / 'export'}"]) == 0
+    model = UniHand.from_pretrained(dif_run / "export")
+    assert model.cfg.vision.enabled
+    # one training step reaches the perceptron and the small backbone through the denoiser
+    from torch.utils.data import default_collate
+
+    from unihand.data.windows import SyntheticWindows
+    from unihand.train.modules import DiffusionModule
+
+    module = DiffusionModule(model.train(), {"lr": 1e-3, "max_steps": 1, "keep": {"kp2d": 1.0}})
+    module.log = module.log_dict = lambda *a, **k: None
+    batch = default_collate(SyntheticWindows(2, seed=3, frames=16, render=True, size=64).__getitems__([0, 1]))
+    module._vision_mask = lambda b, n: torch.ones(b, n, dtype=torch.bool)
+    module._step(batch, "train").backward()
+    for part in (model.perceptron, model.backbone):
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters())
+    frames = np.random.default_rng(0).integers(0, 255, (16, 48, 64, 3), dtype=np.uint8)
+    assert np.all(np.isfinite(model.generate(None, frames=frames, seed=0).joints))

@@ -226,7 +226,7 @@ def run(args: argparse.Namespace) -> int:
         tracks = tracks[: args.limit]
     model = UniHand.from_pretrained(args.checkpoint, device=args.device,
                                     mano_dir=None if args.mano_dir is None else str(args.mano_dir))
-    if "vision" in conditions and not model.cfg.diffusion.vision:
+    if "vision" in conditions and not model.cfg.vision.enabled:
         raise UserError(f"checkpoint {args.checkpoint or 'shipped'} has no vision path (trained without video "
                         "frames); choose conditions without 'vision', e.g. --conditions 2d")
     print(f"evaluate: {args.dataset}/{split}: {len(tracks)} sequence(s), conditions {','.join(conditions)}",
