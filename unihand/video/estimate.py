@@ -1,0 +1,522 @@
+"""Video -> 3D hand motion: decode -> detect -> track -> conditions -> generate -> outputs.
+
+Memory stays bounded for any video length: frames are decoded and detected one at a time and
+dropped (only the 21 keypoints per hand and frame are kept); the model generates long
+sequences in overlapping windows; the overlay re-decodes the video in a second streaming pass.
+A checkpoint trained with the vision condition also gets the frames, kept resized to its
+backbone's input size (longer side 224 px: ~100 KB a frame, ~60 MB for the 621-frame sample).
+
+Conditions are what the detector saw, nothing guessed: frames without a detection and joints
+whose confidence is below ``conf_threshold`` are masked, and the model generates (infills)
+them. Left hands are mirrored by the pipeline (DESIGN §2) and come back as left hands. Each
+hand's motion spans the whole clip read (frames before its first and after its last detection
+are generated too, and counted as infilled). With ``hands="both"`` a side detected on fewer than
+2 % of the frames is skipped as a likely false detection (asking for that side estimates it).
+
+Outputs per hand in OUTDIR (``{hand}`` = ``right`` / ``left``):
+
+- ``{hand}_motion.npz``: the Motion (DESIGN §7) in the canonical frame (camera of the first
+  frame read), with ``joints_2d`` (the 3D joints reprojected) and, as extra arrays,
+  ``frame_index`` (N,), ``detected`` (N,), ``kp2d_px`` (N, 21, 2), ``kp2d_mask`` (N, 21) and
+  ``kp2d_conf`` (N, 21): the detector's keypoints the motion was estimated from;
+- ``{hand}_summary.json``: frames, detections, infilled frames, reprojection error, timings;
+- ``{hand}_overlay.mp4``, ``{hand}_trajectory.png``, ``{hand}_viewer.html``, ``{hand}.bvh``.
+
+All files are written into a staging folder inside OUTDIR and moved into place only when every
+one of them is complete: a failure leaves no new file behind.
+
+Intrinsics: ``--intrinsics fx,fy,cx,cy`` or ``--fov DEG`` (horizontal); by default a pinhole
+with a :data:`DEFAULT_FOV_DEG` degree field of view across the image's longer side (horizontal
+for landscape video), the middle of common webcams and phone main cameras.
+
+Reprojection (overlay, ``joints_2d``, the summary's error) projects the canonical motion with
+``K``: exact for a static camera. For a moving camera pass its poses (``camera_poses``,
+T_cano_from_cam (N, 4, 4)) when known, as the demo does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from unihand.data.io import Conditions, Motion, atomic_write
+from unihand.errors import UserError
+from unihand.video.decode import VideoInfo, VideoSource, open_video
+from unihand.video.detect import Detection
+from unihand.video.track import HandTrack, track_hands
+
+#: Field of view (degrees) across the longer image side assumed when intrinsics are unknown.
+DEFAULT_FOV_DEG = 60.0
+#: Horizontal fields of view (degrees) accepted as plausible for a real camera.
+FOV_RANGE = (5.0, 160.0)
+#: Joints whose confidence is below this are masked (not used as conditions).
+CONF_THRESHOLD = 0.5
+#: With ``--hands both``, a side detected on fewer frames than this fraction of the clip is skipped.
+MIN_DETECTED_FRACTION = 0.02
+HAND_CHOICES = {"right": ("right",), "left": ("left",), "both": ("right", "left")}
+OUTPUT_NAMES = {
+    "motion": "{hand}_motion.npz", "summary": "{hand}_summary.json", "overlay": "{hand}_overlay.mp4",
+    "trajectory": "{hand}_trajectory.png", "viewer": "{hand}_viewer.html", "bvh": "{hand}.bvh",
+}
+
+
+class Detector(Protocol):
+    """Anything that maps an RGB frame to the hands in it (``HandDetector`` or a stand-in)."""
+
+    def __call__(self, frame: np.ndarray) -> list[Detection]: ...
+
+
+# ------------------------------------------------------------------------------------------------
+# Intrinsics
+
+
+def resolve_intrinsics(
+    width: int, height: int, intrinsics: tuple[float, float, float, float] | str | None = None,
+    fov: float | None = None,
+) -> tuple[np.ndarray, str]:
+    """``K`` (3, 3) float64 and a description of where it came from; absurd values raise UserError."""
+    from unihand.geometry.camera import intrinsics_from_fov
+
+    if intrinsics is not None and fov is not None:
+        raise UserError("give either --intrinsics or --fov, not both")
+    if intrinsics is not None:
+        if isinstance(intrinsics, str):
+            try:
+                vals = [float(v) for v in intrinsics.replace(" ", "").split(",")]
+            except ValueError:
+                vals = []
+            if len(vals) != 4:
+                raise UserError(f"--intrinsics {intrinsics!r}: expected four numbers fx,fy,cx,cy (pixels)")
+        else:
+            vals = [float(v) for v in intrinsics]
+        fx, fy, cx, cy = vals
+        text = f"--intrinsics {fx:g},{fy:g},{cx:g},{cy:g}"
+        if not all(math.isfinite(v) for v in vals) or fx <= 0 or fy <= 0:
+            raise UserError(f"{text}: focal lengths must be positive finite numbers")
+        hfov = math.degrees(2 * math.atan(width / (2 * fx)))
+        if not FOV_RANGE[0] <= hfov <= FOV_RANGE[1]:
+            raise UserError(
+                f"{text}: fx={fx:g} px gives a {hfov:.1f} degree field of view on a {width} px wide video, "
+                f"outside the plausible {FOV_RANGE[0]:g}-{FOV_RANGE[1]:g} degrees (are they for another resolution?)"
+            )
+        if not 0.5 <= fx / fy <= 2.0:
+            raise UserError(f"{text}: fx/fy = {fx / fy:.2f}, expected close to 1 (square-ish pixels)")
+        if not (0 <= cx <= width and 0 <= cy <= height):
+            raise UserError(f"{text}: principal point ({cx:g}, {cy:g}) lies outside the {width}x{height} image")
+        K = np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
+        return K, text
+    if fov is not None:
+        if not (math.isfinite(fov) and FOV_RANGE[0] <= fov <= FOV_RANGE[1]):
+            raise UserError(f"--fov {fov:g}: expected a horizontal field of view between "
+                            f"{FOV_RANGE[0]:g} and {FOV_RANGE[1]:g} degrees")
+        return intrinsics_from_fov(fov, width, height), f"--fov {fov:g} (horizontal)"
+    # default: DEFAULT_FOV_DEG across the longer side
+    f = (max(width, height) / 2) / math.tan(math.radians(DEFAULT_FOV_DEG) / 2)
+    hfov = math.degrees(2 * math.atan(width / (2 * f)))
+    return intrinsics_from_fov(hfov, width, height), f"default: {DEFAULT_FOV_DEG:g} degrees across the longer side"
+
+
+# ------------------------------------------------------------------------------------------------
+# Stages
+
+
+class Timings(dict):
+    """Seconds per stage; ``with timings("detect"): ...`` accumulates."""
+
+    @contextlib.contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self[stage] = self.get(stage, 0.0) + time.perf_counter() - t0
+
+
+def _progress(total: int | None, desc: str, enabled: bool | None):
+    from tqdm.auto import tqdm
+
+    disable = (not sys.stderr.isatty()) if enabled is None else not enabled
+    return tqdm(total=total or None, desc=desc, unit="frame", disable=disable, leave=False, dynamic_ncols=True)
+
+
+def detect_video(
+    source: VideoSource, detector: Detector, timings: Timings | None = None, progress: bool | None = None,
+    keep_frames: int | None = None,
+) -> tuple[list[list[Detection]], np.ndarray | None]:
+    """Hands in every selected frame, streaming (decoding and detection timed separately).
+
+    ``keep_frames``: also keep every frame resized so its longer side is this many pixels (the
+    vision backbone's input size; ~150 KB a frame at 224) for a vision checkpoint, else None.
+    """
+    import cv2
+
+    timings = timings if timings is not None else Timings()
+    out: list[list[Detection]] = []
+    kept: list[np.ndarray] = []
+    frames = source.frames()
+    with _progress(source.info.num_frames, "detect", progress) as bar:
+        while True:
+            with timings("decode"):
+                item = next(frames, None)
+            if item is None:
+                break
+            with timings("detect"):
+                out.append(detector(item[1]))
+            if keep_frames:
+                with timings("keep_frames"):
+                    h, w = item[1].shape[:2]
+                    s = keep_frames / max(h, w)
+                    size = (max(1, round(w * s)), max(1, round(h * s)))
+                    kept.append(cv2.resize(item[1], size, interpolation=cv2.INTER_AREA) if s < 1 else item[1])
+            bar.update(1)
+    return out, (np.stack(kept) if kept else None)
+
+
+def track_conditions(
+    track: HandTrack, K: np.ndarray, image_size: tuple[int, int], fps: float, conf_threshold: float = CONF_THRESHOLD,
+) -> Conditions:
+    """The track's keypoints as 2D conditions: normalised by (W, H), low-confidence joints masked."""
+    w, h = image_size
+    mask = track.detected[:, None] & (track.confidence >= conf_threshold)
+    kp = np.where(mask[..., None], np.nan_to_num(track.keypoints), 0.0) / np.array([w, h], np.float32)
+    return Conditions(
+        kp2d=kp.astype(np.float32), kp2d_mask=mask, kp2d_conf=np.where(mask, track.confidence, 0.0).astype(np.float32),
+        is_right=track.is_right, fps=float(fps), K=np.asarray(K, np.float32), image_size=np.array([w, h], np.int64),
+    )
+
+
+def to_camera(points: np.ndarray, camera_poses: np.ndarray | None = None) -> np.ndarray:
+    """Canonical points (N, P, 3) -> each frame's camera; ``camera_poses``: T_cano_from_cam (N, 4, 4)."""
+    pts = np.asarray(points, np.float64)
+    if camera_poses is None:
+        return pts
+    T = np.linalg.inv(np.asarray(camera_poses, np.float64))  # cam_from_cano
+    return np.einsum("nij,nkj->nki", T[:, :3, :3], pts) + T[:, None, :3, 3]
+
+
+def reproject(joints: np.ndarray, K: np.ndarray, camera_poses: np.ndarray | None = None) -> np.ndarray:
+    """Canonical joints (N, J, 3) -> pixels (N, J, 2) (static camera unless ``camera_poses`` given)."""
+    from unihand.geometry.camera import project
+
+    return np.asarray(project(to_camera(joints, camera_poses), np.asarray(K, np.float64)), np.float32)
+
+
+def reprojection_stats(joints_2d: np.ndarray, kp: np.ndarray, mask: np.ndarray) -> dict[str, float | None]:
+    """Pixel distance between reprojected joints and the detector's keypoints over the used joints."""
+    if not mask.any():
+        return {"median": None, "mean": None, "p90": None}
+    err = np.linalg.norm(joints_2d - np.nan_to_num(kp), axis=-1)[mask]
+    return {"median": float(np.median(err)), "mean": float(err.mean()), "p90": float(np.percentile(err, 90))}
+
+
+def _spans(mask: np.ndarray, offset: int = 0) -> list[list[int]]:
+    """[first, last] frame ranges (inclusive, plus ``offset``) where ``mask`` is true."""
+    m = np.concatenate([[False], np.asarray(mask, bool), [False]]).astype(int)
+    d = np.diff(m)
+    return [[int(a) + offset, int(b) - 1 + offset] for a, b in zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1))]
+
+
+def check_output_dir(outdir: str | os.PathLike) -> Path:
+    """Create ``outdir`` if needed and make sure files can be written in it (UserError if not)."""
+    outdir = Path(outdir)
+    try:
+        if outdir.exists() and not outdir.is_dir():
+            raise UserError(f"{outdir}: output path exists and is not a folder")
+        outdir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=outdir):
+            pass
+    except OSError as err:
+        raise UserError(f"{outdir}: cannot write outputs there ({err.strerror or err})") from None
+    return outdir
+
+
+def load_model(
+    checkpoint: str | os.PathLike | None = None, device: str = "cpu", mano_dir: str | None = None,
+    backbone_path: str | None = None,
+):
+    """``UniHand.from_pretrained`` with one-line errors for a missing device."""
+    import torch
+
+    from unihand.pipeline import UniHand
+
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device is available here (use --device cpu)")
+    return UniHand.from_pretrained(checkpoint, device=device, mano_dir=mano_dir, backbone_path=backbone_path)
+
+
+def vision_input_size(model: Any) -> int | None:
+    """The backbone input size of a vision checkpoint (frames are then given to the model), else None."""
+    vis = getattr(getattr(model, "cfg", None), "vision", None)
+    return int(vis.input_size) if vis is not None and getattr(vis, "enabled", False) else None
+
+
+# ------------------------------------------------------------------------------------------------
+# Orchestration
+
+
+@dataclass
+class HandResult:
+    """One hand's estimate and where its files went."""
+
+    side: str
+    motion: Motion
+    conditions: Conditions
+    track: HandTrack
+    summary: dict[str, Any]
+    files: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def infilled(self) -> np.ndarray:
+        return ~self.track.detected
+
+
+@dataclass
+class EstimateResult:
+    info: VideoInfo
+    K: np.ndarray
+    hands: dict[str, HandResult]
+    timings: dict[str, float]
+    outdir: Path | None
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o)}")
+
+
+def _generate(
+    model: Any, cond: Conditions, steps: int | None, cfg_scale: float | None, seed: int, frames: np.ndarray | None,
+) -> Motion:
+    extra = {} if frames is None else {"frames": frames}  # the pipeline mirrors them for a left hand
+    return model.generate(cond, steps=steps, cfg_scale=cfg_scale, seed=seed, **extra)
+
+
+def estimate_video(
+    video: str | os.PathLike,
+    outdir: str | os.PathLike | None = None,
+    *,
+    hands: str = "both",
+    intrinsics: tuple[float, float, float, float] | str | None = None,
+    fov: float | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    device: str = "cpu",
+    start: str | float | None = None,
+    end: str | float | None = None,
+    fps: float | None = None,
+    steps: int | None = None,
+    cfg_scale: float | None = None,
+    seed: int = 0,
+    conf_threshold: float = CONF_THRESHOLD,
+    detect_scale: float = 1.0,
+    render: bool = True,
+    progress: bool | None = None,
+    model: Any = None,
+    detector: Detector | None = None,
+    camera_poses: np.ndarray | None = None,
+    mano_dir: str | None = None,
+    backbone_path: str | None = None,
+    log: Any = None,
+) -> EstimateResult:
+    """Run the whole video path; see the module docstring. ``outdir=None`` writes nothing.
+
+    ``model`` / ``detector`` replace the checkpoint's model / MediaPipe (tests, demo);
+    ``render=False`` skips the overlay, plot, viewer and BVH (the motion and summary are written).
+    """
+    if hands not in HAND_CHOICES:
+        raise UserError(f"--hands {hands!r}: choose left, right or both")
+    timings = Timings()
+    say = log or (lambda msg: None)
+    with timings("open"):
+        source = open_video(video, start=start, end=end, fps=fps)
+        info = source.info
+        K, k_source = resolve_intrinsics(info.width, info.height, intrinsics, fov)
+        if outdir is not None:
+            outdir = check_output_dir(outdir)
+    if model is None:
+        with timings("load_model"):
+            model = load_model(checkpoint, device, mano_dir, backbone_path)
+    if detector is None:
+        from unihand.video.detect import HandDetector
+
+        with timings("load_detector"):
+            detector = HandDetector(max_hands=2, scale=detect_scale)
+    say(f"reading {info.path} ({info.width}x{info.height}, {info.fps:g} fps, frames {info.start}..{info.end})")
+    vision = vision_input_size(model)
+    if vision:
+        say(f"vision checkpoint: the frames (resized to {vision} px) condition the model too")
+    detections, frames = detect_video(source, detector, timings, progress, keep_frames=vision)
+    n = len(detections)
+    with timings("track"):
+        tracks = track_hands(detections, sides=HAND_CHOICES[hands])
+    if not tracks:
+        found = track_hands(detections)
+        where = f"in the {n} frames of {info.path}"
+        if found:
+            other = " and ".join(found)
+            raise UserError(f"no {hands} hand detected {where} (found a {other} hand: use --hands {next(iter(found))})")
+        raise UserError(f"no hand detected {where}")
+    if hands == "both" and len(tracks) > 1:
+        # a side seen on a handful of frames of a long clip is most likely a false detection: with
+        # --hands both it is skipped rather than turned into seconds of invented motion
+        least = max(3, math.ceil(MIN_DETECTED_FRACTION * n))
+        weak = [s for s, t in tracks.items() if t.num_detected < least]
+        for side in weak if len(weak) < len(tracks) else []:
+            say(f"{side} hand seen in only {tracks[side].num_detected} of {n} frames: skipped "
+                f"(--hands {side} estimates it anyway)")
+            del tracks[side]
+    if camera_poses is not None and len(camera_poses) != n:
+        raise ValueError(f"camera_poses has {len(camera_poses)} frames, the clip {n}")
+    results: dict[str, HandResult] = {}
+    for side, track in tracks.items():
+        cond = track_conditions(track, K, info.image_size, info.fps, conf_threshold)
+        say(f"{side} hand: detected in {track.num_detected}/{n} frames; generating")
+        with timings(f"generate_{side}"):
+            motion = _generate(model, cond, steps, cfg_scale, seed, frames)
+        motion.is_right = track.is_right
+        motion.fps = float(info.fps)
+        motion.K = np.asarray(K, np.float32)
+        motion.image_size = np.array(info.image_size, np.int64)
+        motion.joints_2d = reproject(motion.joints, K, camera_poses)
+        mask = cond.kp2d_mask
+        kp_px = np.where(mask[..., None], np.nan_to_num(track.keypoints), 0.0).astype(np.float32)
+        motion.extra.update({
+            "frame_index": np.arange(info.start, info.start + n, dtype=np.int64),
+            "detected": track.detected.copy(), "kp2d_px": kp_px, "kp2d_mask": mask.copy(),
+            "kp2d_conf": cond.kp2d_conf.copy(),
+        })
+        reproj = reprojection_stats(motion.joints_2d, track.keypoints, mask)
+        summary = {
+            "video": str(info.path), "hand": side, "frames": n, "frame_range": [info.start, info.start + n],
+            "fps": info.fps, "image_size": list(info.image_size), "K": np.asarray(K).tolist(), "intrinsics": k_source,
+            "detections": track.num_detected, "detection_rate": track.num_detected / n,
+            "infilled_frames": int(n - track.num_detected), "infilled_ranges": _spans(~track.detected, info.start),
+            "masked_joints": int((track.detected[:, None] & ~mask).sum()), "tracklets": len(track.tracklets),
+            "reprojection_error_px": reproj,
+            "reprojection_note": "static camera assumed" if camera_poses is None else "known camera poses",
+            "model": {"checkpoint": str(checkpoint) if checkpoint else "shipped", "device": str(device),
+                      "steps": steps, "cfg_scale": cfg_scale, "seed": seed,
+                      "conditions": ["kp2d"] + (["vision"] if vision else [])},
+            "canonical_frame": f"camera of frame {info.start}",
+        }
+        results[side] = HandResult(side, motion, cond, track, summary)
+    mesh = {}
+    if render and outdir is not None and any(r.motion.vertices is not None for r in results.values()):
+        from unihand.hand import load_hand_model
+
+        mdir = getattr(model, "mano_dir", None) or mano_dir
+        for side, r in results.items():
+            if r.motion.vertices is not None and mdir is not None:
+                faces = np.asarray(load_hand_model(mdir, is_right=side == "right").faces, np.int64)
+                cam = to_camera(r.motion.vertices, camera_poses)
+                mesh[side] = (reproject(r.motion.vertices, K, camera_poses), cam[..., 2].astype(np.float32), faces)
+    if outdir is not None:
+        _write_outputs(outdir, source, results, timings, render, progress, say, mesh)
+    for r in results.values():
+        r.summary["timings_s"] = _hand_timings(timings, r.side)
+    return EstimateResult(info, np.asarray(K), results, dict(timings), outdir)
+
+
+def _hand_timings(timings: Timings, side: str) -> dict[str, float]:
+    """Shared stages plus this hand's own (``generate_right`` -> ``generate``)."""
+    out = {}
+    for k, v in timings.items():
+        for s in ("right", "left"):
+            if k.endswith(f"_{s}"):
+                if s == side:
+                    out[k[: -len(s) - 1]] = round(v, 4)
+                break
+        else:
+            out[k] = round(v, 4)
+    return out
+
+
+def _write_outputs(
+    outdir: Path, source: VideoSource, results: dict[str, HandResult], timings: Timings, render: bool,
+    progress: bool | None, say: Any, mesh: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None,
+) -> None:
+    """Write every file into a staging folder, then move them all into ``outdir``."""
+    from unihand.viz.overlay import OverlayTrack, render_overlays
+
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=".unihand-staging-", dir=outdir))
+    except OSError as err:
+        raise UserError(f"{outdir}: cannot write outputs there ({err.strerror or err})") from None
+    try:
+        names = {side: {k: v.format(hand=side) for k, v in OUTPUT_NAMES.items()} for side in results}
+        for side, r in results.items():
+            with timings(f"write_motion_{side}"):
+                r.motion.save(staging / names[side]["motion"])
+        if render:
+            info = source.info
+            for side, r in results.items():
+                m = r.motion
+                with timings(f"render_trajectory_{side}"):
+                    from unihand.viz.trajectory import plot_trajectory
+
+                    plot_trajectory(staging / names[side]["trajectory"], m.joints, m.fps, r.infilled,
+                                    title=f"{side} hand - {info.path.name}")
+                with timings(f"render_viewer_{side}"):
+                    from unihand.viz.html_viewer import write_viewer
+
+                    write_viewer(staging / names[side]["viewer"], m.joints, m.fps, r.infilled,
+                                 title=f"UniHand - {side} hand - {info.path.name}", side=f"{side} hand",
+                                 first_frame=info.start)
+                with timings(f"render_bvh_{side}"):
+                    from unihand.viz.bvh import write_bvh
+
+                    write_bvh(staging / names[side]["bvh"], m.joints, m.fps)
+            say("rendering the overlay video(s)")
+            with timings("render_overlay"), _progress(len(next(iter(results.values())).track.detected),
+                                                      "overlay", progress) as bar:
+                tracks = {
+                    staging / names[side]["overlay"]: OverlayTrack(
+                        joints_2d=r.motion.joints_2d, detected_kp=r.track.keypoints, kp_mask=r.conditions.kp2d_mask,
+                        infilled=r.infilled, label=side,
+                        **(dict(zip(("vertices_2d", "vertex_depth", "faces"), mesh[side])) if mesh and side in mesh else {}),
+                    )
+                    for side, r in results.items()
+                }
+                render_overlays(source, tracks, source.info.fps, frame_offset=info.start, progress=lambda: bar.update(1))
+        for side, r in results.items():
+            r.summary["timings_s"] = _hand_timings(timings, side)
+            r.summary["outputs"] = {k: v for k, v in names[side].items() if (staging / v).exists() or k == "summary"}
+            text = json.dumps(r.summary, indent=2, default=_json_default)
+            atomic_write(staging / names[side]["summary"], lambda tmp, t=text: Path(tmp).write_text(t), suffix=".json")
+        # everything exists: move into place (renames within one folder's file system)
+        mode = 0o666 & ~_umask()
+        for side, r in results.items():
+            for key, name in names[side].items():
+                src = staging / name
+                if src.exists():
+                    os.chmod(src, mode)
+                    os.replace(src, outdir / name)
+                    r.files[key] = outdir / name
+    except OSError as err:
+        raise UserError(f"{outdir}: writing outputs failed ({err.strerror or err})") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
