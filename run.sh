@@ -23,7 +23,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt
 fi
 cmd=${1:-demo}; shift || true
 case "$cmd" in
-  demo) exec "$VENV/bin/unihand" synth --preview --out outputs/demo "$@" ;;
+  demo) exec "$VENV/bin/unihand" demo "$@" ;;
   test) exec "$VENV/bin/python" -m pytest "$@" ;;
   *) exec "$VENV/bin/unihand" "$cmd" "$@" ;;
 esac

@@ -166,3 +166,20 @@ def test_command_end_to_end(tmp_path: Path, mano_dir: Path, capsys: pytest.Captu
     assert main(argv) == 0
     synthetic = json.loads((out / "tables.json").read_text())["synthetic"]
     assert [r["method"] for r in synthetic["rows"]] == ["w. c_2D (ours)"]
+
+
+def test_static_and_moving_cameras_are_reported_apart() -> None:
+    from unihand.eval.evaluate_cli import _camera_kind, synthetic_tracks
+
+    tracks = synthetic_tracks(6, seed=1000)
+    kinds = [_camera_kind(t) for t in tracks]
+    moving = [bool(np.abs(t.T_world_from_cam - t.T_world_from_cam[:1]).max() > 1e-6) for t in tracks]
+    assert kinds == ["moving camera" if m else "static camera" for m in moving]
+    assert set(kinds) == {"static camera", "moving camera"}  # the synthetic stream has both
+
+    def perfect(track: Track, conditions):  # ground truth as the prediction
+        return Prediction(canonical_window(track, 0, track.num_frames)["joints"].astype(np.float64), None)
+
+    groups, _, _ = evaluate_tracks(tracks, perfect, ["2d"])
+    assert groups["static camera"]["pa_mpjpe"] == pytest.approx(0.0, abs=1e-6)
+    assert groups["moving camera"]["g_mpjpe"] == pytest.approx(0.0, abs=1e-6)

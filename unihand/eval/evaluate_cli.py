@@ -123,6 +123,7 @@ def evaluate_tracks(
     F@5/F@15 where both meshes exist.
     """
     results, per_sequence, predictions = [], [], []
+    camera: list[str] = []
     for track in tracks:
         pred = predict(track, conditions)
         predictions.append(pred)
@@ -137,6 +138,7 @@ def evaluate_tracks(
                 occlusion=occ if np.all(np.isfinite(occ)) else None,
             )
             results.append(res)
+            camera.append(_camera_kind(track))
             per_sequence.append({"name": track.name, "frames": [run.start, run.stop], **{
                 k: v for k, v in res.items() if not k.startswith("by_")}})
     if not results:
@@ -144,7 +146,19 @@ def evaluate_tracks(
     agg = aggregate(results)
     groups: dict[str, dict[str, Any]] = {"all": {k: v for k, v in agg.items() if not k.startswith("by_")}}
     groups.update(agg.get("by_occlusion", {}))
+    for kind in ("static camera", "moving camera"):  # Table 3's world-space setting vs a fixed camera
+        subset = [r for r, c in zip(results, camera) if c == kind]
+        if subset and len(subset) < len(results):
+            groups[kind] = {k: v for k, v in aggregate(subset).items() if not k.startswith("by_")}
     return groups, per_sequence, predictions
+
+
+def _camera_kind(track: Track) -> str:
+    """``moving camera`` when the track's camera poses change over time, else ``static camera``."""
+    if track.T_world_from_cam is None:
+        return "static camera"
+    poses = np.asarray(track.T_world_from_cam)
+    return "moving camera" if np.abs(poses - poses[:1]).max() > 1e-6 else "static camera"
 
 
 def synthetic_tracks(count: int, seed: int) -> list[Track]:

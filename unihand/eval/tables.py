@@ -56,7 +56,8 @@ TABLE2_COLUMNS = _cols({"all": ""}, ("pa_mpjpe", "auc_j", "f5", "f15"))
 TABLE3_COLUMNS = _cols({"all": ""}, ("pa_mpjpe", "g_mpjpe", "ga_mpjpe", "acc_err"))
 SYNTHETIC_COLUMNS = _cols({"all": "All"}, ("mpjpe", "pa_mpjpe", "auc_j", "g_mpjpe", "ga_mpjpe", "acc_err")) + _cols(
     {"0-25": "Occlusion (0%–25%)", **{k: v for k, v in DEXYCB_GROUPS.items() if k != "all"}}, ("pa_mpjpe",)
-)
+) + _cols({"static camera": "Static camera", "moving camera": "Moving camera"},
+          ("pa_mpjpe", "g_mpjpe", "ga_mpjpe", "acc_err"))
 TABLE4_COLUMNS = (
     _cols({"dexycb:all": "DexYCB-All"}, ("pa_mpjpe", "auc_j"))
     + _cols({"dexycb:75-100": "DexYCB-Occlusion"}, ("pa_mpjpe", "auc_j"))
