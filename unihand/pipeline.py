@@ -22,6 +22,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
 from unihand.config import ModelConfig, from_dict, to_dict
 from unihand.data.io import Conditions, Motion, atomic_write
@@ -252,13 +253,15 @@ class UniHand(nn.Module):
         overlap: int = 16,
         frames: np.ndarray | None = None,
         vision_mask: np.ndarray | None = None,
+        progress: bool = False,
     ) -> Motion:
         """Generate a complete motion from any mix of conditions (None: unconditional, ``num_frames`` long).
 
         Left hands (``conditions.is_right`` False) are mirrored in and out. ``first_frame`` (61,)
         is a known MANO first frame used as the decoder's anchor; a MANO condition on frame 0
         serves the same purpose. ``frames`` (N, H, W, 3) uint8 full video frames (vision checkpoints),
-        ``vision_mask`` (N,) the frames to use. Seeded and reproducible.
+        ``vision_mask`` (N,) the frames to use. ``progress`` shows a bar over the windows of a long
+        input. Seeded and reproducible.
         """
         cond = conditions if conditions is not None else Conditions()
         if cond.modalities():
@@ -283,7 +286,7 @@ class UniHand(nn.Module):
         if not cond.is_right:
             arrays = _mirror_arrays(arrays)
             first_frame = None if first_frame is None else mirror_mano_vector(first_frame)
-        mano = self._generate_windows(arrays, total, steps, cfg_scale, seed, first_frame, window, overlap)
+        mano = self._generate_windows(arrays, total, steps, cfg_scale, seed, first_frame, window, overlap, progress)
         if not cond.is_right:
             mano = mirror_mano_vector(mano)
         motion = Motion.from_mano(mano, is_right=cond.is_right, fps=cond.fps, K=cond.K, image_size=cond.image_size)
@@ -316,7 +319,7 @@ class UniHand(nn.Module):
 
     def _generate_windows(
         self, arrays: dict[str, np.ndarray], total: int, steps: int | None, cfg_scale: float | None,
-        seed: int, first_frame: np.ndarray | None, window: int | None, overlap: int,
+        seed: int, first_frame: np.ndarray | None, window: int | None, overlap: int, progress: bool = False,
     ) -> np.ndarray:
         seg = self.segment
         win = window or self.cfg.frames
@@ -332,7 +335,7 @@ class UniHand(nn.Module):
         gen = torch.Generator(device="cpu").manual_seed(seed)
         out = np.zeros((padded, 61), dtype=np.float32)
         done = 0  # frames [0, done) are final
-        for start in starts:
+        for start in tqdm(starts, desc="generate", unit="window", disable=not progress or len(starts) == 1, leave=False):
             length = min(win, padded - start)
             sl = slice(start, start + length)
             chunk = {k: (v[sl] if v.ndim and v.shape[0] == padded else v) for k, v in arrays.items()}

@@ -305,8 +305,11 @@ def _json_default(o: Any) -> Any:
 
 def _generate(
     model: Any, cond: Conditions, steps: int | None, cfg_scale: float | None, seed: int, frames: np.ndarray | None,
+    progress: bool | None = None,
 ) -> Motion:
     extra = {} if frames is None else {"frames": frames}  # the pipeline mirrors them for a left hand
+    if progress is not False:
+        extra["progress"] = True
     return model.generate(cond, steps=steps, cfg_scale=cfg_scale, seed=seed, **extra)
 
 
@@ -390,7 +393,7 @@ def estimate_video(
         cond = track_conditions(track, K, info.image_size, info.fps, conf_threshold)
         say(f"{side} hand: detected in {track.num_detected}/{n} frames; generating")
         with timings(f"generate_{side}"):
-            motion = _generate(model, cond, steps, cfg_scale, seed, frames)
+            motion = _generate(model, cond, steps, cfg_scale, seed, frames, progress)
         motion.is_right = track.is_right
         motion.fps = float(info.fps)
         motion.K = np.asarray(K, np.float32)
