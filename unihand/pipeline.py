@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from unihand.config import ModelConfig, from_dict, to_dict
 from unihand.data.io import Conditions, Motion, atomic_write
+from unihand.diffusion.constraints import fit_keypoints, keep_given_mano
 from unihand.diffusion.sampling import guided_sample, sample_scheduler
 from unihand.errors import UserError
 from unihand.geometry.mirror import (
@@ -254,6 +255,7 @@ class UniHand(nn.Module):
         frames: np.ndarray | None = None,
         vision_mask: np.ndarray | None = None,
         progress: bool = False,
+        keep_given: bool = True,
     ) -> Motion:
         """Generate a complete motion from any mix of conditions (None: unconditional, ``num_frames`` long).
 
@@ -261,7 +263,8 @@ class UniHand(nn.Module):
         is a known MANO first frame used as the decoder's anchor; a MANO condition on frame 0
         serves the same purpose. ``frames`` (N, H, W, 3) uint8 full video frames (vision checkpoints),
         ``vision_mask`` (N,) the frames to use. ``progress`` shows a bar over the windows of a long
-        input. Seeded and reproducible.
+        input. With ``keep_given`` (default) frames with given MANO come back exactly and the joints are
+        fitted to given 3D keypoints (``unihand.diffusion.constraints``). Seeded and reproducible.
         """
         cond = conditions if conditions is not None else Conditions()
         if cond.modalities():
@@ -287,6 +290,8 @@ class UniHand(nn.Module):
             arrays = _mirror_arrays(arrays)
             first_frame = None if first_frame is None else mirror_mano_vector(first_frame)
         mano = self._generate_windows(arrays, total, steps, cfg_scale, seed, first_frame, window, overlap, progress)
+        if keep_given:
+            mano = self._keep_given(mano, arrays)
         if not cond.is_right:
             mano = mirror_mano_vector(mano)
         motion = Motion.from_mano(mano, is_right=cond.is_right, fps=cond.fps, K=cond.K, image_size=cond.image_size)
@@ -296,6 +301,17 @@ class UniHand(nn.Module):
         if out.vertices is not None:
             motion.vertices = out.vertices.numpy().astype(np.float32)
         return motion
+
+    def _keep_given(self, mano: np.ndarray, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        """Given MANO frames exactly, joints fitted to given 3D keypoints (right-hand space)."""
+        given = arrays.get("mano_mask")
+        if given is not None and given.any():
+            mano = keep_given_mano(mano, arrays["mano"], given)
+        if "kp3d" in arrays and arrays["kp3d_mask"].any():
+            with torch.enable_grad():
+                mano = fit_keypoints(load_hand_model(self.mano_dir, is_right=True), mano, arrays["kp3d"],
+                                     arrays["kp3d_mask"], fixed=given)
+        return mano
 
     def _frame_arrays(
         self, frames: np.ndarray, vision_mask: np.ndarray | None, total: int, mirror: bool
