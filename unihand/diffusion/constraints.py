@@ -9,7 +9,7 @@ frames back. Two steps, both smooth by construction:
   frames (held beyond the first/last given frame), then added: given frames come back exactly and
   no jump appears at the edges of a gap.
 - 3D keypoints: a short gradient fit of the pose (global orientation, finger rotations,
-  translation) through the differentiable hand model pulls the joints onto the given keypoints,
+  translation, and one shape change per sequence) through the differentiable hand model pulls the joints onto the given keypoints,
   with a penalty on the change and on its acceleration; frames with given MANO stay fixed.
 """
 
@@ -45,7 +45,7 @@ def keep_given_mano(mano: np.ndarray, given: np.ndarray, known: np.ndarray) -> n
 
 def fit_keypoints(
     hand: nn.Module, mano: np.ndarray, kp3d: np.ndarray, joint_mask: np.ndarray, fixed: np.ndarray | None = None,
-    iters: int = 100, lr: float = 0.01, w_change: float = 1e-3, w_accel: float = 1.0,
+    iters: int = 200, lr: float = 0.01, w_change: float = 1e-3, w_accel: float = 0.1,
 ) -> np.ndarray:
     """Fit (N, 61) MANO so its joints meet the visible (N, 21) 3D keypoints (N, 21, 3); ``fixed`` (N,) frames stay."""
     vis = torch.from_numpy(joint_mask.astype(bool))
@@ -55,21 +55,22 @@ def fit_keypoints(
     target = torch.from_numpy(kp3d.astype(np.float32))
     free = torch.ones(base.shape[0], 1) if fixed is None else torch.from_numpy(~fixed.astype(bool))[:, None].float()
     delta = torch.zeros(base.shape[0], 51, requires_grad=True)  # global_orient 3 | hand_pose 45 | transl 3
-    opt = torch.optim.Adam([delta], lr=lr)
+    shape = torch.zeros(1, 10, requires_grad=True)  # one shape change per sequence (bone lengths)
+    opt = torch.optim.Adam([delta, shape], lr=lr)
     decay = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 1.0 - i / iters)  # settle instead of jittering
     w = vis.float()[..., None]
     for _ in range(iters):
         d = delta * free
-        params = torch.cat([base[:, :48] + d[:, :48], base[:, 48:58], base[:, 58:] + d[:, 48:]], dim=1)
+        params = torch.cat([base[:, :48] + d[:, :48], base[:, 48:58] + shape * free, base[:, 58:] + d[:, 48:]], dim=1)
         joints = hand(global_orient=params[:, :3], hand_pose=params[:, 3:48], betas=params[:, 48:58],
                       transl=params[:, 58:]).joints
         fit = ((joints - target).pow(2) * w).sum() / w.sum().clamp_min(1)
         accel = (joints[2:] - 2 * joints[1:-1] + joints[:-2]).pow(2).sum(-1).mean() if len(joints) > 2 else 0.0
-        loss = fit + w_change * d.pow(2).mean() + w_accel * accel
+        loss = fit + w_change * (d.pow(2).mean() + shape.pow(2).mean()) + w_accel * accel
         opt.zero_grad()
         loss.backward()
         opt.step()
         decay.step()
-    d = (delta * free).detach()
-    out = torch.cat([base[:, :48] + d[:, :48], base[:, 48:58], base[:, 58:] + d[:, 48:]], dim=1)
+    d, b = (delta * free).detach(), (shape * free).detach()
+    out = torch.cat([base[:, :48] + d[:, :48], base[:, 48:58] + b, base[:, 58:] + d[:, 48:]], dim=1)
     return out.numpy()
