@@ -65,8 +65,8 @@ def test_masked_frames_take_the_null_token(model: UniHand) -> None:
     den = model.denoiser
     zc = torch.randn(1, 8, 32)
     mask = torch.tensor([[True, False] * 4])
-    fused = den.fuse({"kp2d": (zc, mask)}, 1, 8, zc.device)
-    empty = den.null_conditions(1, 8, zc.device)
+    fused = den.fuse({"kp2d": (zc, mask)}, 1, 8)
+    empty = den.null_conditions(1, 8)
     kp = slice(0, 32)
     assert torch.equal(fused[0, 1:][~mask[0]], empty[0, 1:][~mask[0]])  # masked -> null
     assert torch.equal(fused[0, 1:][mask[0]][:, kp], zc[0][mask[0]])  # kept -> latent
@@ -75,14 +75,14 @@ def test_masked_frames_take_the_null_token(model: UniHand) -> None:
 
 def test_batched_cfg_equals_separate_passes(model: UniHand) -> None:
     den = model.denoiser
-    tokens = den.fuse({"kp2d": (torch.randn(1, 8, 32), torch.ones(1, 8, dtype=torch.bool))}, 1, 8, "cpu")
+    tokens = den.fuse({"kp2d": (torch.randn(1, 8, 32), torch.ones(1, 8, dtype=torch.bool))}, 1, 8)
     z_init = torch.randn(1, 9, 32)
     w = 2.0
     got = guided_sample(den, sample_scheduler(model.cfg.diffusion), tokens, steps=4, cfg_scale=w, z_init=z_init.clone())
     sched = sample_scheduler(model.cfg.diffusion)
     sched.set_timesteps(4)
     z = z_init.clone()
-    null = den.null_conditions(1, 8, "cpu")
+    null = den.null_conditions(1, 8)
     with torch.no_grad():
         for t in sched.timesteps:
             tt = t.expand(1)

@@ -164,7 +164,10 @@ class UniHand(nn.Module):
         ``kp3d`` (B,N,21,3) + ``kp3d_mask`` (B,N,21); ``mano`` (B,N,61) + ``mano_mask`` (B,N).
         """
         vae, codec = self.vae, self.vae.codec
-        ref = next(batch[m] for m in MODALITIES if m in batch) if any(m in batch for m in MODALITIES) else None
+        present = [m for m in MODALITIES if m in batch]
+        if not present:
+            raise ValueError("condition_tokens needs at least one modality to know the sequence length")
+        b, n = batch[present[0]].shape[:2]
         conds: dict[str, tuple[Tensor, Tensor]] = {}
         if "kp2d" in batch:
             jm = batch["kp2d_mask"]
@@ -180,10 +183,7 @@ class UniHand(nn.Module):
             z, _, _ = vae.encode_motion(codec.encode_motion(batch["mano"]), _attendable(fm))
             conds["mano"] = (z, fm)
         conds = {m: (zc / self.denoiser.latent_scale, fm) for m, (zc, fm) in conds.items()}
-        if ref is None:
-            raise ValueError("condition_tokens needs at least one modality to know the sequence length")
-        b, n = ref.shape[:2]
-        return self.denoiser.fuse(conds, b, n, ref.device)
+        return self.denoiser.fuse(conds, b, n)
 
     def hand_tokens(
         self, frames: Tensor, first_frame: Tensor | None = None, first_known: Tensor | None = None,
@@ -226,7 +226,7 @@ class UniHand(nn.Module):
             tokens = self.condition_tokens(batch)
         else:
             batch_size = batch["frames"].shape[0] if "frames" in batch else batch_size
-            tokens = self.denoiser.null_conditions(batch_size, num_frames, device)
+            tokens = self.denoiser.null_conditions(batch_size, num_frames).to(device)
         vision = vision_mask = None
         if "frames" in batch:
             vision_mask = batch.get("vision_mask")

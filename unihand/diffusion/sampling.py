@@ -53,11 +53,12 @@ def guided_sample(
     b, n1, _ = cond_tokens.shape
     device, dtype = cond_tokens.device, cond_tokens.dtype
     shape = (b, n1, denoiser.latent_dim)
-    z = torch.randn(shape, generator=generator, device=device, dtype=dtype) if z_init is None else z_init
+    # noise from a CPU generator, then moved: the same seed gives the same sample on any device
+    z = torch.randn(shape, generator=generator, dtype=dtype).to(device) if z_init is None else z_init
     scheduler.set_timesteps(steps, device=device)
     guided = cfg_scale != 1.0
     if guided:
-        uncond = denoiser.null_conditions(b, n1 - 1, device).to(dtype)
+        uncond = denoiser.null_conditions(b, n1 - 1).to(dtype)
         tokens = torch.cat([cond_tokens, uncond], dim=0)
         if vision is not None:
             vm = torch.ones(b, n1 - 1, dtype=torch.bool, device=device) if vision_mask is None else vision_mask

@@ -12,7 +12,7 @@ import numpy as np
 
 from unihand.data.io import MANO_SLICES, check_array, load_npz
 from unihand.errors import UserError
-from unihand.eval.metrics import BUCKETS, evaluate_motion
+from unihand.eval.metrics import evaluate_motion
 
 DEFAULT_FPS = 30.0
 #: JSON key -> (table label, unit).

@@ -36,7 +36,7 @@ class Denoiser(nn.Module):
         self.out = nn.Linear(d, latent_dim)
         self.register_buffer("latent_scale", torch.ones(()))
 
-    def fuse(self, conds: dict[str, tuple[Tensor, Tensor]], b: int, n: int, device: torch.device) -> Tensor:
+    def fuse(self, conds: dict[str, tuple[Tensor, Tensor]], b: int, n: int) -> Tensor:
         """Condition tokens (B, N + 1, M * latent) with null tokens where a modality/frame is missing.
 
         ``conds[m] = (z_c (B, N, latent), frame_mask (B, N) bool)``; absent modalities are all-null.
@@ -52,8 +52,8 @@ class Denoiser(nn.Module):
                 parts.append(null)
         return torch.cat(parts, dim=-1)
 
-    def null_conditions(self, b: int, n: int, device: torch.device) -> Tensor:
-        return self.fuse({}, b, n, device)
+    def null_conditions(self, b: int, n: int) -> Tensor:
+        return self.fuse({}, b, n)
 
     def forward(
         self,
