@@ -29,6 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--mano-dir", help="folder with MANO_RIGHT.pkl/MANO_LEFT.pkl to also write mesh vertices")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--quantize", choices=["int8"], help="int8 CPU inference (faster for paper-size models; "
+                   "the last denoising step stays float32)")
     p.set_defaults(func=main)
 
 
@@ -42,7 +44,7 @@ def main(args: argparse.Namespace) -> int:
     first = None
     if args.first_frame:
         first = Motion.load(args.first_frame).mano()[0]
-    model = UniHand.from_pretrained(args.checkpoint, device=args.device, mano_dir=args.mano_dir)
+    model = UniHand.from_pretrained(args.checkpoint, device=args.device, mano_dir=args.mano_dir, quantize=args.quantize)
     t0 = time.perf_counter()
     motion = model.generate(cond, num_frames=args.frames, steps=args.steps, cfg_scale=args.cfg_scale,
                             seed=args.seed, first_frame=first)

@@ -6,12 +6,18 @@ with ``clip_sample=False`` since latents are not bounded like images.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
+import torch.nn.functional as F
 from diffusers import DDIMScheduler, DDPMScheduler
 from torch import Tensor
 
 from unihand.config import DiffusionConfig
 from unihand.models.denoiser import Denoiser
+from unihand.models.quantize import MixedPrecisionStack
+from unihand.models.rope import rope_angles
+from unihand.models.transformer import timestep_embedding
 
 
 def _kwargs(cfg: DiffusionConfig) -> dict:
@@ -30,6 +36,44 @@ def train_scheduler(cfg: DiffusionConfig) -> DDPMScheduler:
 def sample_scheduler(cfg: DiffusionConfig) -> DDIMScheduler:
     # "trailing" spacing starts sampling at the last training step (pure noise), as it should.
     return DDIMScheduler(**_kwargs(cfg), timestep_spacing="trailing", set_alpha_to_one=True)
+
+
+def denoise_steps(
+    denoiser: Denoiser,
+    tokens: Tensor,
+    timesteps: Tensor,
+    vision: Tensor | None = None,
+    vision_mask: Tensor | None = None,
+) -> Callable[[Tensor, int], Tensor]:
+    """Denoiser passes for fixed conditions over a fixed timestep schedule, step-invariant work done once.
+
+    Returns ``step(z, i)``: the prediction for the batch ``tokens`` (B', N+1, M*L) at ``timesteps[i]``, where
+    ``z`` (B, N+1, L) is shared by the ``B' / B`` groups of B rows (CFG: conditional, unconditional). Equal to
+    ``denoiser(z.repeat(B' / B, 1, 1), timesteps[i].expand(B'), tokens, vision, vision_mask)``; once per call
+    instead of once per step: the condition half of the input projection, the RoPE angles, the vision
+    context, and the timestep MLP and adaLN modulations of all steps (each weight read once). A quantized
+    denoiser (:class:`MixedPrecisionStack`) runs its int8 stack except at the last step (float32).
+    """
+    b, n1, _ = tokens.shape
+    device, lat = tokens.device, denoiser.latent_dim
+    w = denoiser.inp.weight
+    x_cond = F.linear(tokens, w[:, lat:], denoiser.inp.bias)
+    x_cond[:, 0] += denoiser.global_emb
+    angles = rope_angles(torch.arange(n1, device=device), denoiser.head)
+    temb = denoiser.t_mlp(timestep_embedding(timesteps.to(device), denoiser.cfg.d_model).to(tokens.dtype))
+    modulations = denoiser.stack.modulations(temb)[:, :, None]  # (layers, steps, 1, 6 d)
+    context, context_mask = denoiser.vision_context(b, n1, vision, vision_mask)
+
+    stack, last = denoiser.stack, len(timesteps) - 1
+    exact = stack.exact if isinstance(stack, MixedPrecisionStack) else stack
+
+    def step(z: Tensor, i: int) -> Tensor:
+        x = (x_cond.unflatten(0, (-1, z.shape[0])) + F.linear(z, w[:, :lat])).flatten(0, 1)
+        run = exact if i == last else stack
+        h = run(x, angles=angles, modulations=modulations[:, i], context=context, context_mask=context_mask)
+        return denoiser.out(h)
+
+    return step
 
 
 @torch.no_grad()
@@ -66,10 +110,9 @@ def guided_sample(
             vision_mask = torch.cat([vm, torch.zeros_like(vm)], dim=0)
     else:
         tokens = cond_tokens
-    for t in scheduler.timesteps:
-        tt = t.expand(tokens.shape[0]).to(device)
-        inp = torch.cat([z, z], dim=0) if guided else z
-        pred = denoiser(inp, tt, tokens, vision, vision_mask)
+    step = denoise_steps(denoiser, tokens, scheduler.timesteps, vision, vision_mask)
+    for i, t in enumerate(scheduler.timesteps):
+        pred = step(z, i)
         if guided:
             pc, pu = pred.chunk(2)
             pred = pu + cfg_scale * (pc - pu)

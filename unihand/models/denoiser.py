@@ -69,16 +69,20 @@ class Denoiser(nn.Module):
         x = torch.cat([x[:, :1] + self.global_emb, x[:, 1:]], dim=1)
         temb = self.t_mlp(timestep_embedding(t, self.cfg.d_model))
         angles = rope_angles(torch.arange(n1, device=z_t.device), self.head)
-        context = context_mask = None
-        if self.vision_null is not None:
-            null = self.vision_null.expand(b, 1, -1)
-            if vision is None:
-                context = null
-                context_mask = None
-            else:
-                context = torch.cat([null, vision], dim=1)
-                vm = torch.ones(b, n1 - 1, dtype=torch.bool, device=z_t.device) if vision_mask is None else vision_mask
-                valid = torch.cat([torch.ones(b, 1, dtype=torch.bool, device=z_t.device), vm], dim=1)
-                context_mask = valid[:, None, :].expand(-1, n1, -1)
+        context, context_mask = self.vision_context(b, n1, vision, vision_mask)
         h = self.stack(x, angles=angles, cond=temb, context=context, context_mask=context_mask)
         return self.out(h)
+
+    def vision_context(
+        self, b: int, n1: int, vision: Tensor | None, vision_mask: Tensor | None,
+    ) -> tuple[Tensor | None, Tensor | None]:
+        """Cross-attention keys: the null vision token, then the hand tokens of the frames with vision."""
+        if self.vision_null is None:
+            return None, None
+        null = self.vision_null.expand(b, 1, -1)
+        if vision is None:
+            return null, None
+        device = vision.device
+        vm = torch.ones(b, n1 - 1, dtype=torch.bool, device=device) if vision_mask is None else vision_mask
+        valid = torch.cat([torch.ones(b, 1, dtype=torch.bool, device=device), vm], dim=1)
+        return torch.cat([null, vision], dim=1), valid[:, None, :].expand(-1, n1, -1)

@@ -116,13 +116,11 @@ class JointVAE(nn.Module):
             known = self.anchor_in(first_frame)
             anchor = known if first_known is None else torch.where(first_known[:, None], known, anchor)
         angles = self._angles(seg + 2, z.device)
-        gt = g + self.type_emb[1]
+        gt = (g + self.type_emb[1])[:, None]
+        frames = self.latent_in(z) + self.type_emb[2]  # all segments' frame tokens in one matmul
         outs = []
         for i in range(0, n, seg):
-            tokens = torch.cat(
-                [(anchor + self.type_emb[0])[:, None], gt[:, None], self.latent_in(z[:, i : i + seg]) + self.type_emb[2]],
-                dim=1,
-            )
+            tokens = torch.cat([(anchor + self.type_emb[0])[:, None], gt, frames[:, i : i + seg]], dim=1)
             out = self.motion_out(self.decoder(tokens, angles=angles)[:, 2:])
             outs.append(out)
             anchor = self.anchor_in(out[:, -1])

@@ -13,11 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from unihand.models.rope import apply_rope
 
 
 class Attention(nn.Module):
-    """Multi-head attention; RoPE applied to queries/keys when angles are given."""
+    """Multi-head attention; RoPE applied to queries/keys when rotations are given."""
 
     def __init__(self, d_model: int, heads: int, dropout: float = 0.0, cross: bool = False) -> None:
         super().__init__()
@@ -30,18 +29,20 @@ class Attention(nn.Module):
         self.cross = cross
 
     def forward(
-        self, x: Tensor, context: Tensor | None = None, angles: Tensor | None = None, mask: Tensor | None = None
+        self, x: Tensor, context: Tensor | None = None, rot: Tensor | None = None, mask: Tensor | None = None
     ) -> Tensor:
-        """``mask``: bool, True = may attend; (B, Lq, Lk) or broadcastable."""
+        """``rot``: :func:`rope_rotation` of the positions; ``mask``: bool, True = may attend, (B, Lq, Lk)
+        or broadcastable."""
         b, lq, d = x.shape
         ctx = x if context is None else context
-        q = self.q(x).view(b, lq, self.heads, -1).transpose(1, 2)
-        k, v = self.kv(ctx).view(b, ctx.shape[1], 2, self.heads, -1).permute(2, 0, 3, 1, 4)
-        if angles is not None:
-            q, k = apply_rope(q, angles), apply_rope(k, angles)
+        q = self.q(x).view(b, lq, self.heads, -1)
+        k, v = self.kv(ctx).view(b, ctx.shape[1], 2, self.heads, -1).unbind(2)
+        if rot is not None:
+            q, k = rotate(q, rot), rotate(k, rot)
         if mask is not None and mask.dim() == 3:
             mask = mask[:, None]
         p = self.dropout if self.training else 0.0
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
         return self.out(y.transpose(1, 2).reshape(b, lq, d))
 
@@ -74,28 +75,32 @@ class Block(nn.Module):
         if cross:
             self.cross_norm = nn.LayerNorm(d_model)
             self.cross_attn = Attention(d_model, heads, dropout, cross=True)
+            # zero output: a vision slot added to a trained denoiser starts as the identity
+            nn.init.zeros_(self.cross_attn.out.weight)
+            nn.init.zeros_(self.cross_attn.out.bias)
 
     def forward(
         self,
         x: Tensor,
-        angles: Tensor | None = None,
+        rot: Tensor | None = None,
         mask: Tensor | None = None,
-        cond: Tensor | None = None,
+        mod: Tensor | None = None,
         context: Tensor | None = None,
         context_mask: Tensor | None = None,
     ) -> Tensor:
+        """``rot``: :func:`rope_rotation`; ``mod`` (B or 1, 6 d): this block's adaLN vectors."""
         if self.modulation is not None:
-            if cond is None:
+            if mod is None:
                 raise ValueError("adaptive LayerNorm block needs a conditioning vector")
-            sh1, sc1, g1, sh2, sc2, g2 = self.modulation(cond)[:, None].chunk(6, dim=-1)
-            h = self.norm1(x) * (1 + sc1) + sh1
-            x = x + g1 * self.drop(self.attn(h, angles=angles, mask=mask))
+            sh1, sc1, g1, sh2, sc2, g2 = mod[:, None].chunk(6, dim=-1)
+            h = torch.addcmul(sh1, self.norm1(x), 1 + sc1)
+            x = torch.addcmul(x, g1, self.drop(self.attn(h, rot=rot, mask=mask)))
         else:
-            x = x + self.drop(self.attn(self.norm1(x), angles=angles, mask=mask))
+            x = x + self.drop(self.attn(self.norm1(x), rot=rot, mask=mask))
         if self.cross_attn is not None and context is not None:
             x = x + self.drop(self.cross_attn(self.cross_norm(x), context=context, mask=context_mask))
         if self.modulation is not None:
-            return x + g2 * self.drop(self.ffn(self.norm2(x) * (1 + sc2) + sh2))
+            return torch.addcmul(x, g2, self.drop(self.ffn(torch.addcmul(sh2, self.norm2(x), 1 + sc2))))
         return x + self.drop(self.ffn(self.norm2(x)))
 
 
@@ -109,11 +114,52 @@ class Stack(nn.Module):
         super().__init__()
         self.blocks = nn.ModuleList(Block(d_model, heads, ffn, dropout, adaln, cross) for _ in range(layers))
         self.norm = nn.LayerNorm(d_model)
+        self.adaln = adaln
 
-    def forward(self, x: Tensor, **kwargs: Tensor | None) -> Tensor:
-        for block in self.blocks:
-            x = block(x, **kwargs)
+    def modulations(self, cond: Tensor) -> Tensor:
+        """adaLN vectors of every block for conditioning vectors (B, d) -> (layers, B, 6 d).
+
+        Computed for many conditioning vectors at once (e.g. all sampling timesteps), each block's
+        modulation weights are read once instead of once per forward pass.
+        """
+        return torch.stack([block.modulation(cond) for block in self.blocks])
+
+    def forward(
+        self,
+        x: Tensor,
+        angles: Tensor | None = None,
+        mask: Tensor | None = None,
+        cond: Tensor | None = None,
+        modulations: Tensor | None = None,
+        context: Tensor | None = None,
+        context_mask: Tensor | None = None,
+    ) -> Tensor:
+        """``angles`` (L, D/2) or (B, L, D/2): RoPE angles of the positions (:func:`rope_angles`).
+
+        adaLN stacks take either ``cond`` (B, d) or precomputed ``modulations`` (layers, B or 1, 6 d).
+        """
+        rot = None if angles is None else rope_rotation(angles)
+        if self.adaln and modulations is None and cond is not None:
+            modulations = self.modulations(cond)
+        for i, block in enumerate(self.blocks):
+            mod = None if modulations is None else modulations[i]
+            x = block(x, rot=rot, mask=mask, mod=mod, context=context, context_mask=context_mask)
         return self.norm(x)
+
+
+def rope_rotation(angles: Tensor) -> Tensor:
+    """RoPE angles (L, D/2) or (B, L, D/2) -> unit complex rotations broadcastable to (B, L, heads, D/2)."""
+    return torch.polar(torch.ones_like(angles, dtype=torch.float32), angles.float()).unsqueeze(-2)
+
+
+def rotate(x: Tensor, rot: Tensor) -> Tensor:
+    """Apply RoPE to ``x`` (B, L, heads, D): channel pairs as complex numbers times ``rot`` (eq. 14).
+
+    Same arithmetic as :func:`unihand.models.rope.apply_rope`, with the rotations computed once per
+    stack instead of twice per layer.
+    """
+    xc = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)))
+    return torch.view_as_real(xc * rot).flatten(-2).to(x.dtype)
 
 
 def key_padding(valid: Tensor, queries: int | None = None) -> Tensor:
