@@ -183,3 +183,17 @@ def test_static_and_moving_cameras_are_reported_apart() -> None:
     groups, _, _ = evaluate_tracks(tracks, perfect, ["2d"])
     assert groups["static camera"]["pa_mpjpe"] == pytest.approx(0.0, abs=1e-6)
     assert groups["moving camera"]["g_mpjpe"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_synthetic_tracks_carry_the_rendered_frames_for_vision() -> None:
+    from unihand.data.windows import SyntheticWindows
+    from unihand.eval.evaluate_cli import synthetic_tracks, track_frames
+
+    tracks = synthetic_tracks(3, seed=1000, render_size=64)
+    windows = SyntheticWindows(3, seed=1000, render=True, size=64)
+    for i, track in enumerate(tracks):
+        assert track.is_right  # left hands arrive mirrored, frames included: no second mirroring
+        frames = track_frames(track)
+        assert frames.shape == (48, 64, 64, 3) and frames.dtype == np.uint8
+        np.testing.assert_array_equal(frames, windows[i]["frames"].numpy().transpose(0, 2, 3, 1))
+    assert synthetic_tracks(1, seed=1000)[0].frames is None

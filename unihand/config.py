@@ -56,6 +56,7 @@ class VisionConfig:
     backbone_size: str = "small"  # DINOv2 size
     backbone_path: str | None = None  # local DINOv2 directory (weights are never stored in our checkpoints)
     untrained: bool = False  # ablation "w/o pretrained vision backbone": frozen random weights
+    frozen: bool = False  # small backbone frozen (pretrained by `unihand train backbone`); DINOv2 always is
     input_size: int = 224
     small_dim: int = 160
     pooling: str = "perceptron"  # perceptron | avg (ablation "w/o hand perceptron")

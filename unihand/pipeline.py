@@ -42,6 +42,8 @@ from unihand.models.backbones import build_backbone
 from unihand.models.denoiser import MODALITIES, Denoiser
 from unihand.models.joint_vae import JointVAE
 from unihand.models.perceptron import HandPerceptron
+from unihand.models.quantize import MODES as QUANTIZE_MODES
+from unihand.models.quantize import quantize as quantize_model
 
 log = logging.getLogger("unihand")
 
@@ -70,23 +72,31 @@ class UniHand(nn.Module):
         if vis.enabled:
             self.backbone = build_backbone(vis.backbone, size=vis.backbone_size, path=vis.backbone_path,
                                            untrained=vis.untrained, input_size=vis.input_size, small_dim=vis.small_dim)
+            if vis.frozen:
+                self.backbone.freeze()
             self.perceptron = HandPerceptron(self.backbone.dim, cfg.diffusion.d_model, heads=vis.heads,
                                              layers=vis.layers, pooling=vis.pooling, rope=vis.rope)
             self.init_proj = nn.Linear(self.vae.latent_dim, cfg.diffusion.d_model)
         self.mano_dir = mano_dir
         self.meta: dict[str, Any] = {}
+        self.quantized: str | None = None  # set by from_pretrained(quantize=...): inference only
 
     # ------------------------------------------------------------------ checkpoints
     @classmethod
     def from_pretrained(
         cls, path: str | Path | None = None, device: str | torch.device = "cpu", mano_dir: str | None = None,
-        backbone_path: str | None = None,
+        backbone_path: str | None = None, quantize: str | None = None,
     ) -> "UniHand":
         """Load a checkpoint directory (``None``: the shipped small model).
 
         ``backbone_path``: where the frozen DINOv2 weights of a vision checkpoint live on this machine
-        (they are never stored in our checkpoints).
+        (they are never stored in our checkpoints). ``quantize="int8"``: faster CPU inference
+        (:mod:`unihand.models.quantize`).
         """
+        if quantize is not None and quantize not in QUANTIZE_MODES:
+            raise UserError(f"unknown quantization '{quantize}' (choose from {', '.join(QUANTIZE_MODES)})")
+        if quantize is not None and torch.device(device).type != "cpu":
+            raise UserError(f"quantize={quantize!r} runs on the CPU only, not on {device}")
         path = Path(path) if path is not None else shipped_checkpoint()
         cfg_path, w_path = path / CONFIG_NAME, path / WEIGHTS_NAME
         if not cfg_path.exists() or not w_path.exists():
@@ -105,7 +115,11 @@ class UniHand(nn.Module):
             raise UserError(f"{w_path}: unreadable weights ({err})") from None
         model.load_weights(state, w_path, partial=meta.get("stage") == "vae", skip=model._external_prefixes())
         model.meta = meta
-        return model.to(device).eval()
+        model = model.to(device).eval()
+        if quantize is None:
+            return model
+        model.quantized = quantize
+        return quantize_model(model, quantize)
 
     def _external_prefixes(self) -> tuple[str, ...]:
         """Weights that live outside our checkpoints: a frozen DINOv2 loaded from the user's disk."""
@@ -129,6 +143,9 @@ class UniHand(nn.Module):
 
     def save_pretrained(self, path: str | Path, stage: str = "full", extra: dict[str, Any] | None = None) -> Path:
         """Write ``config.json`` + ``model.safetensors`` (atomically). ``stage='vae'`` saves the VAE only."""
+        if self.quantized:
+            raise UserError(f"a {self.quantized}-quantized model is for inference only and cannot be saved; "
+                            "save the float32 model (load it without quantize)")
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
@@ -196,12 +213,19 @@ class UniHand(nn.Module):
         """
         b, n = frames.shape[:2]
         dense = self.backbone.encode(frames.flatten(0, 1), batch_size=64)
-        tokens = dense.tokens.unflatten(0, (b, n))
+        return self.perceive(dense.tokens.unflatten(0, (b, n)), dense.valid, first_frame, first_known, vision_mask)
+
+    def perceive(
+        self, tokens: Tensor, token_valid: Tensor, first_frame: Tensor | None = None,
+        first_known: Tensor | None = None, vision_mask: Tensor | None = None,
+    ) -> Tensor:
+        """Hand perceptron over dense tokens (B, N, h, w, d_v) (e.g. from a feature cache) -> (B, N, d)."""
+        b = tokens.shape[0]
         anchor = self.vae.unknown_anchor.expand(b, -1)
         if first_frame is not None:
             known = self.vae.anchor_in(self.vae.codec.encode_motion(first_frame))
             anchor = known if first_known is None else torch.where(first_known[:, None], known, anchor)
-        return self.perceptron(tokens, self.init_proj(anchor), vision_mask, token_valid=dense.valid)
+        return self.perceptron(tokens, self.init_proj(anchor), vision_mask, token_valid=token_valid)
 
     @torch.no_grad()
     def sample(

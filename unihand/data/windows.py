@@ -41,6 +41,8 @@ mirrored K).
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
@@ -166,6 +168,17 @@ class SyntheticWindows(Dataset):
 
     def __len__(self) -> int:
         return self.length
+
+    def identity(self) -> dict[str, Any]:
+        """Everything that determines item ``i`` (for caches keyed by index), ``render`` aside."""
+        return {"seed": self.world.seed, "config": dataclasses.asdict(self.world.config), "size": self.size,
+                "mirror_left": self.mirror_left, "offset": self.offset, "hand": type(self.world.hands[True]).__name__}
+
+    def without_frames(self) -> "SyntheticWindows":
+        """The same windows without rendering (a shallow copy sharing the world)."""
+        plain = copy.copy(self)
+        plain.render = False
+        return plain
 
     def _item(self, seq: SyntheticSequence) -> dict[str, torch.Tensor]:
         frames = seq.render(self.size) if self.render else None

@@ -161,23 +161,27 @@ def _camera_kind(track: Track) -> str:
     return "moving camera" if np.abs(poses - poses[:1]).max() > 1e-6 else "static camera"
 
 
-def synthetic_tracks(count: int, seed: int) -> list[Track]:
-    """``count`` generated test windows as tracks (right-handed, canonical = world, with the
-    windows' noisy observed 2D keypoints; ground truth on every frame)."""
+def synthetic_tracks(count: int, seed: int, render_size: int | None = None) -> list[Track]:
+    """``count`` generated test windows as tracks (canonical = world, with the windows' noisy observed
+    2D keypoints; ground truth on every frame). Left hands are already mirrored into right ones, frames
+    included, so every track is right-handed. ``render_size`` S adds the rendered S x S letterboxed
+    frames (the vision condition)."""
     from unihand.data.windows import SyntheticWindows
 
-    data = SyntheticWindows(count, seed=seed)
+    data = SyntheticWindows(count, seed=seed, render=render_size is not None, size=render_size or 224)
     tracks = []
     for i in range(count):
         it = {k: v.numpy() for k, v in data[i].items()}
         size = tuple(int(s) for s in it["image_size"])
         n = it["mano"].shape[0]
+        frames = it.get("frames")
         tracks.append(Track(
             name=f"synthetic/{seed}/{i}", mano=it["mano"], joints=it["joints"], rest_root=np.zeros((n, 3)),
             valid=np.ones(n, bool), kp2d=it["kp2d"] * np.asarray(size, np.float32),
             kp2d_mask=it["kp2d_mask"].astype(bool), K=it["K"], image_size=size,
             occlusion=np.clip(it["occlusion"].astype(np.float64), 0.0, 1.0),
-            is_right=not bool(it["is_left"]), T_world_from_cam=it["T_cano_from_cam"].astype(np.float64),
+            is_right=True, T_world_from_cam=it["T_cano_from_cam"].astype(np.float64),
+            frames=None if frames is None else (lambda idx, f=frames.transpose(0, 2, 3, 1): f[idx]),
         ))
     return tracks
 
@@ -221,9 +225,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _load(args: argparse.Namespace, split: str) -> list[Track]:
+def _load(args: argparse.Namespace, split: str, render_size: int | None = None) -> list[Track]:
     if args.dataset == "synthetic":
-        return synthetic_tracks(args.num_sequences, seed=1000 + args.seed)
+        return synthetic_tracks(args.num_sequences, seed=1000 + args.seed, render_size=render_size)
     kw: dict[str, Any] = {"mano_dir": args.mano_dir}
     if args.dataset != "ho3d":
         kw["cache_dir"] = args.cache_dir
@@ -235,14 +239,15 @@ def run(args: argparse.Namespace) -> int:
 
     conditions = parse_conditions(args.conditions)
     split = args.split or DEFAULT_SPLIT[args.dataset]
-    tracks = _load(args, split)
-    if args.limit is not None:
-        tracks = tracks[: args.limit]
     model = UniHand.from_pretrained(args.checkpoint, device=args.device,
                                     mano_dir=None if args.mano_dir is None else str(args.mano_dir))
     if "vision" in conditions and not model.cfg.vision.enabled:
         raise UserError(f"checkpoint {args.checkpoint or 'shipped'} has no vision path (trained without video "
                         "frames); choose conditions without 'vision', e.g. --conditions 2d")
+    # synthetic frames are rendered at the backbone's input size, as in training
+    tracks = _load(args, split, model.cfg.vision.input_size if "vision" in conditions else None)
+    if args.limit is not None:
+        tracks = tracks[: args.limit]
     print(f"evaluate: {args.dataset}/{split}: {len(tracks)} sequence(s), conditions {','.join(conditions)}",
           file=sys.stderr)
     predict = model_predictor(model, steps=args.steps, cfg_scale=args.cfg_scale, seed=args.seed)

@@ -1,4 +1,11 @@
-"""``unihand train vae|diffusion``: two-stage training from a YAML config plus ``--set`` overrides.
+"""``unihand train vae|diffusion|backbone``: two-stage training from a YAML config plus ``--set`` overrides.
+
+``backbone`` is the optional stage 0 of a vision model with the small CNN backbone (pretraining on
+single rendered frames, :mod:`unihand.train.backbone`; its export goes to ``backbone: PATH`` of the
+diffusion config, with ``model.vision.frozen: true``). ``init: PATH`` starts the diffusion stage from
+an exported model (e.g. a vision model from the structured-condition one: its new vision parts start
+at their initialisation, the cross-attention outputs at zero). ``train.feature_cache: DIR`` caches the
+frozen backbone's tokens of every training window (:mod:`unihand.train.vision_cache`).
 
 Runs on CPU or GPU (bf16 mixed precision on GPU), single device or DDP/DeepSpeed by flag,
 checkpoints every ``ckpt_every`` steps (safetensors, no pickles) and resumes from the last one
@@ -31,6 +38,8 @@ DEFAULTS: dict[str, Any] = {
         "accelerator": "auto", "devices": 1, "strategy": "auto", "precision": "auto", "threads": 0,
     },
     "vae": None,  # diffusion stage: path of the exported VAE checkpoint
+    "init": None,  # diffusion stage: exported model to start from (its VAE is used when vae is unset)
+    "backbone": None,  # diffusion stage: pretrained small backbone (`unihand train backbone` export)
 }
 
 
@@ -43,7 +52,7 @@ def resolve_config(stage: str, config: str | None, overrides: list[str]) -> dict
     unknown = set(cfg) - set(DEFAULTS)
     if unknown:
         raise UserError(f"unknown top-level config key(s): {', '.join(sorted(unknown))} (known: {', '.join(DEFAULTS)})")
-    if stage == "diffusion" and not cfg.get("vae"):
+    if stage == "diffusion" and not (cfg.get("vae") or cfg.get("init")):
         raise UserError("diffusion training needs the trained VAE: set vae: PATH in the config or --set vae=PATH")
     return cfg
 
@@ -53,13 +62,38 @@ def build_model(stage: str, cfg: dict[str, Any]) -> Any:
 
     if stage == "vae":
         return UniHand(model_config(cfg["preset"], cfg["model"]))
-    vae = UniHand.from_pretrained(cfg["vae"])
+    if stage == "backbone":
+        from unihand.train.backbone import build_pretrainer
+
+        return build_pretrainer(model_config(cfg["preset"], cfg["model"]))
+    source = cfg["vae"] or cfg["init"]
+    vae = UniHand.from_pretrained(source)
     mcfg = model_config(cfg["preset"], deep_update(to_dict(vae.cfg), cfg["model"]))
     if to_dict(mcfg.vae) != to_dict(vae.cfg.vae):
-        raise UserError(f"{cfg['vae']}: the VAE checkpoint's architecture differs from the configured one")
+        raise UserError(f"{source}: the VAE checkpoint's architecture differs from the configured one")
     model = UniHand(mcfg)
     model.vae.load_state_dict(vae.vae.state_dict())
+    if cfg["init"]:
+        init_from(model, UniHand.from_pretrained(cfg["init"]), cfg["init"])
+    if cfg["backbone"]:
+        from unihand.train.backbone import load_backbone
+
+        if not mcfg.vision.enabled or mcfg.vision.backbone != "small":
+            raise UserError("backbone: PATH is for a vision model with the small backbone (model.vision)")
+        load_backbone(model.backbone, cfg["backbone"])
     return model
+
+
+def init_from(model: Any, source: Any, where: str) -> None:
+    """Copy every weight of ``source`` into ``model`` (same names and shapes); the rest keeps its init."""
+    own = model.state_dict()
+    theirs = source.state_dict()
+    bad = [k for k, v in theirs.items() if k not in own or own[k].shape != v.shape]
+    if bad:
+        raise UserError(f"{where}: init checkpoint does not fit the configured model (first: '{bad[0]}')")
+    model.load_state_dict(theirs, strict=False)
+    new = [k for k in own if k not in theirs]
+    log.info("initialised from %s; %d tensors start fresh (%s...)", where, len(new), ", ".join(new[:3]))
 
 
 def run(stage: str, cfg: dict[str, Any], out: Path) -> Path:
@@ -71,7 +105,7 @@ def run(stage: str, cfg: dict[str, Any], out: Path) -> Path:
 
     from unihand.train.checkpoint_io import SafetensorsCheckpointIO
     from unihand.train.data import build_dataset, fit_statistics
-    from unihand.train.modules import DiffusionModule, VAEModule
+    from unihand.train.modules import BackboneModule, DiffusionModule, VAEModule
 
     tc = cfg["train"]
     if tc["threads"]:
@@ -80,13 +114,26 @@ def run(stage: str, cfg: dict[str, Any], out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(json.dumps(cfg, indent=2))
     model = build_model(stage, cfg)
-    train_set, sampler = build_dataset(cfg["data"], split="train")
-    val_set, _ = build_dataset(cfg["data"], split="val")
+    if stage == "backbone":
+        from unihand.train.backbone import frame_datasets
+
+        (train_set, val_set), sampler = frame_datasets(cfg["data"], tc), None
+    else:
+        train_set, sampler = build_dataset(cfg["data"], split="train")
+        val_set, _ = build_dataset(cfg["data"], split="val")
     ckpt_dir = out / "checkpoints"
     last = ckpt_dir / "last.ckpt"
-    if not last.exists():  # fresh run: statistics from data (restored from the checkpoint on resume)
-        fit_statistics(model, train_set, stage)
-    module = (VAEModule if stage == "vae" else DiffusionModule)(model, tc)
+    if tc.get("feature_cache"):
+        from unihand.train.vision_cache import CachedTokenWindows
+
+        if stage != "diffusion" or not model.cfg.vision.enabled:
+            raise UserError("train.feature_cache is for the diffusion stage of a vision model")
+        train_set, val_set = (CachedTokenWindows(d, model.backbone, tc["feature_cache"]) for d in (train_set, val_set))
+        for d in (train_set, val_set):
+            d.prepare()
+    if not last.exists() and stage != "backbone" and not cfg.get("init"):
+        fit_statistics(model, train_set, stage)  # fresh run (restored from the checkpoint on resume)
+    module = {"vae": VAEModule, "diffusion": DiffusionModule, "backbone": BackboneModule}[stage](model, tc)
     gpu = torch.cuda.is_available() and tc["accelerator"] in ("auto", "gpu", "cuda")
     precision = tc["precision"] if tc["precision"] != "auto" else ("bf16-mixed" if gpu else "32-true")
     strategy = tc["strategy"]
@@ -112,7 +159,13 @@ def run(stage: str, cfg: dict[str, Any], out: Path) -> Path:
         ckpt_path=str(last) if last.exists() else None,
     )
     export = out / "export"
-    if trainer.is_global_zero:
+    if trainer.is_global_zero and stage == "backbone":
+        from unihand.train.backbone import BACKBONE_FILE, save_backbone
+
+        save_backbone(model.backbone, export / BACKBONE_FILE)
+        (export / "training.json").write_text(json.dumps({"stage": stage, "config": cfg, "steps": trainer.global_step}))
+        log.info("exported %s", export)
+    elif trainer.is_global_zero:
         model.save_pretrained(export, stage=stage, extra={"training": {"stage": stage, "config": cfg,
                                                                         "steps": trainer.global_step}})
         log.info("exported %s", export)
@@ -120,9 +173,9 @@ def run(stage: str, cfg: dict[str, Any], out: Path) -> Path:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train the joint VAE or the latent diffusion model",
+    p = sub.add_parser("train", help="train the joint VAE, the latent diffusion model or the small vision backbone",
                        description=__doc__.splitlines()[0])
-    p.add_argument("stage", choices=["vae", "diffusion"])
+    p.add_argument("stage", choices=["vae", "diffusion", "backbone"])
     p.add_argument("--config", help="YAML config (see configs/)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set train.max_steps=500 (repeatable)")

@@ -7,11 +7,12 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from unihand.diffusion.sampling import train_scheduler
 from unihand.hand import load_hand_model
 from unihand.pipeline import UniHand
+from unihand.train.backbone import BackbonePretrainer, training_step_outputs
 from unihand.train.losses import FEATURE_BETA, reconstruction_loss
 from unihand.train.masking import mask_conditions
 
@@ -28,7 +29,7 @@ def _warmup_linear(optimizer: torch.optim.Optimizer, warmup: int, total: int) ->
 
 
 class _Base(L.LightningModule):
-    def __init__(self, model: UniHand, train_cfg: dict[str, Any]) -> None:
+    def __init__(self, model: nn.Module, train_cfg: dict[str, Any]) -> None:
         super().__init__()
         self.model = model
         self.train_cfg = train_cfg
@@ -133,10 +134,13 @@ class DiffusionModule(_Base):
         known = self._anchor_known(b, model.cfg.vae.p_unknown_anchor).to(mano.device)
         vision = vision_mask = None
         if model.cfg.vision.enabled:
-            if "frames" not in batch:
+            if "frames" not in batch and "tokens" not in batch:
                 raise ValueError("a vision model trains on rendered frames: set data.render_size (e.g. 224)")
             vision_mask = self._vision_mask(b, mano.shape[1]).to(mano.device)
-            vision = model.hand_tokens(batch["frames"], mano[:, 0], known, vision_mask)
+            if "tokens" in batch:  # cached dense tokens of a frozen backbone
+                vision = model.perceive(batch["tokens"], batch["token_valid"][0], mano[:, 0], known, vision_mask)
+            else:
+                vision = model.hand_tokens(batch["frames"], mano[:, 0], known, vision_mask)
         z0_hat = model.denoiser(z_t, t, tokens, vision, vision_mask)
         l_simple = F.mse_loss(z0_hat, z0)
         first = torch.where(known[:, None], model.vae.codec.encode_motion(mano[:, 0]), 0.0)
@@ -147,4 +151,25 @@ class DiffusionModule(_Base):
         self._log(prefix, {"loss": loss.detach(), "simple": l_simple.detach(), "rec": rec.detach(), **parts}, b)
         if prefix == "train":
             self.log("loss", loss.detach(), prog_bar=True, batch_size=b)
+        return loss
+
+
+class BackboneModule(_Base):
+    """Stage 0: the small backbone and its pose probe on single rendered frames (:mod:`unihand.train.backbone`)."""
+
+    model: BackbonePretrainer
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        return self._step(batch, "val")
+
+    def _step(self, batch: dict[str, Tensor], prefix: str) -> Tensor:
+        loss, errors = training_step_outputs(self.model, batch)
+        b = batch["frames"].shape[0] * batch["frames"].shape[1]
+        self._log(prefix, {"loss": loss.detach(), **errors}, b)
+        if prefix == "train":
+            self.log("loss", loss.detach(), prog_bar=True, batch_size=b)
+            self.log("px2d", errors["px2d"], prog_bar=True, batch_size=b)
         return loss
