@@ -125,3 +125,19 @@ def test_backbone_stage_then_vision_diffusion_from_a_model(tmp_path: Path) -> No
     assert float(model.denoiser.latent_scale) == float(base.denoiser.latent_scale)  # kept from the init model
     frames = np.random.default_rng(0).integers(0, 255, (16, 64, 64, 3), dtype=np.uint8)
     assert np.all(np.isfinite(model.generate(None, frames=frames, seed=0).joints))
+
+
+def test_vision_parameters_get_their_own_learning_rate() -> None:
+    from unihand.config import model_config
+    from unihand.train.modules import DiffusionModule
+
+    cfg = model_config("small", {"vision": {"enabled": True, "small_dim": 16, "input_size": 64, "frozen": True}})
+    module = DiffusionModule(UniHand(cfg), {"lr": 1e-3, "max_steps": 10, "warmup": 1, "vision_lr_mult": 10})
+    base, fast = module.configure_optimizers()["optimizer"].param_groups
+    assert fast["initial_lr"] == pytest.approx(10 * base["initial_lr"])
+    fast_ids = {id(p) for p in fast["params"]}
+    assert all(id(p) in fast_ids for p in module.model.perceptron.parameters())
+    assert not any(id(p) in fast_ids for p in module.model.denoiser.stack.blocks[0].attn.parameters())
+    assert not any(p.requires_grad for p in module.model.backbone.parameters())  # frozen: in no group
+    assert sum(p.numel() for g in (base, fast) for p in g["params"]) == sum(
+        p.numel() for p in module.model.parameters() if p.requires_grad)

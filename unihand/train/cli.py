@@ -5,7 +5,8 @@ single rendered frames, :mod:`unihand.train.backbone`; its export goes to ``back
 diffusion config, with ``model.vision.frozen: true``). ``init: PATH`` starts the diffusion stage from
 an exported model (e.g. a vision model from the structured-condition one: its new vision parts start
 at their initialisation, the cross-attention outputs at zero). ``train.feature_cache: DIR`` caches the
-frozen backbone's tokens of every training window (:mod:`unihand.train.vision_cache`).
+frozen backbone's tokens of every training window (:mod:`unihand.train.vision_cache`);
+``train.vision_lr_mult`` scales the learning rate of the vision parts (default 1).
 
 Runs on CPU or GPU (bf16 mixed precision on GPU), single device or DDP/DeepSpeed by flag,
 checkpoints every ``ckpt_every`` steps (safetensors, no pickles) and resumes from the last one

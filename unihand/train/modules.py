@@ -37,10 +37,26 @@ class _Base(L.LightningModule):
         self.gen = torch.Generator().manual_seed(int(train_cfg.get("seed", 0)))
 
     def configure_optimizers(self) -> Any:
-        params = [p for p in self.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=float(self.train_cfg["lr"]), weight_decay=float(self.train_cfg.get("weight_decay", 0.0)))
+        lr = float(self.train_cfg["lr"])
+        fast = {id(p) for p in self.fast_parameters()}
+        groups = [
+            {"params": [p for p in self.parameters() if p.requires_grad and id(p) not in fast], "lr": lr},
+            {"params": [p for p in self.parameters() if p.requires_grad and id(p) in fast],
+             "lr": lr * float(self.train_cfg.get("vision_lr_mult", 1.0))},
+        ]
+        opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=lr,
+                                weight_decay=float(self.train_cfg.get("weight_decay", 0.0)))
         sched = _warmup_linear(opt, int(self.train_cfg.get("warmup", 100)), int(self.train_cfg["max_steps"]))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def fast_parameters(self) -> list[nn.Parameter]:
+        """Parameters trained at ``lr x train.vision_lr_mult``: the vision path (none outside the diffusion stage)."""
+        model = self.model
+        if not isinstance(model, UniHand) or not model.cfg.vision.enabled:
+            return []
+        parts: list[nn.Module] = [model.perceptron, model.init_proj, model.backbone]
+        parts += [m for blk in model.denoiser.stack.blocks for m in (blk.cross_attn, blk.cross_norm) if m is not None]
+        return [p for m in parts for p in m.parameters()] + [model.denoiser.vision_null]
 
     def _anchor_known(self, b: int, p_unknown: float) -> Tensor:
         return torch.rand(b, generator=self.gen) >= p_unknown
