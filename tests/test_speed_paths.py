@@ -14,8 +14,8 @@ from unihand.diffusion.sampling import denoise_steps, guided_sample, sample_sche
 from unihand.errors import UserError
 from unihand.models.denoiser import Denoiser
 from unihand.models.quantize import MixedPrecisionStack, quantize
-from unihand.models.rope import apply_rope, rope_angles
-from unihand.models.transformer import Stack, rope_rotation, rotate
+from unihand.models.rope import apply_rope, rope_angles, rotate
+from unihand.models.transformer import Stack, rope_rotation
 from unihand.pipeline import UniHand
 
 K = np.array([[500.0, 0, 320], [0, 500, 240], [0, 0, 1]], np.float32)

@@ -32,16 +32,25 @@ def split_3d(head_dim: int) -> tuple[int, int, int]:
     return head_dim - 2 * d_hw, d_hw, d_hw
 
 
-def apply_rope(x: Tensor, angles: Tensor) -> Tensor:
-    """Rotate channel pairs of ``x`` (B, heads, L, D) by ``angles`` broadcastable to (B, 1, L, D/2).
+def rotations(angles: Tensor) -> Tensor:
+    """Unit complex numbers e^{i angle} of RoPE angles (same shape), for :func:`rotate`."""
+    return torch.polar(torch.ones_like(angles, dtype=torch.float32), angles.float())
+
+
+def rotate(x: Tensor, rot: Tensor) -> Tensor:
+    """Rotate channel pairs of ``x`` (..., D) by ``rot`` (:func:`rotations`) broadcastable to (..., D/2).
 
     The pair (x_{2i}, x_{2i+1}) is read as the complex number x_{2i} + i x_{2i+1} and multiplied by
     e^{i angle}: eq. 14 in one complex product (no stacking of the rotated halves).
     """
+    xc = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)).contiguous())
+    return torch.view_as_real(xc * rot).flatten(-2).to(x.dtype)
+
+
+def apply_rope(x: Tensor, angles: Tensor) -> Tensor:
+    """Rotate channel pairs of ``x`` (B, heads, L, D) by ``angles`` broadcastable to (B, 1, L, D/2)."""
     if angles.dim() == 2:
         angles = angles[None, None]
     elif angles.dim() == 3:
         angles = angles[:, None]
-    rot = torch.polar(torch.ones_like(angles, dtype=torch.float32), angles.float())
-    xc = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2).contiguous())
-    return torch.view_as_real(xc * rot).flatten(-2).to(x.dtype)
+    return rotate(x, rotations(angles))

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from unihand.models.rope import rotate, rotations
 
 
 class Attention(nn.Module):
@@ -148,18 +149,9 @@ class Stack(nn.Module):
 
 
 def rope_rotation(angles: Tensor) -> Tensor:
-    """RoPE angles (L, D/2) or (B, L, D/2) -> unit complex rotations broadcastable to (B, L, heads, D/2)."""
-    return torch.polar(torch.ones_like(angles, dtype=torch.float32), angles.float()).unsqueeze(-2)
-
-
-def rotate(x: Tensor, rot: Tensor) -> Tensor:
-    """Apply RoPE to ``x`` (B, L, heads, D): channel pairs as complex numbers times ``rot`` (eq. 14).
-
-    Same arithmetic as :func:`unihand.models.rope.apply_rope`, with the rotations computed once per
-    stack instead of twice per layer.
-    """
-    xc = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)))
-    return torch.view_as_real(xc * rot).flatten(-2).to(x.dtype)
+    """RoPE angles (L, D/2) or (B, L, D/2) -> rotations broadcastable to (B, L, heads, D/2), computed once per
+    stack pass instead of twice per layer (:func:`unihand.models.rope.rotate` applies them)."""
+    return rotations(angles).unsqueeze(-2)
 
 
 def key_padding(valid: Tensor, queries: int | None = None) -> Tensor:

@@ -26,9 +26,6 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from unihand.data.io import atomic_write
-from unihand.data.synthetic.render import letterbox as letterbox_geometry
-from unihand.data.synthetic.render import render_frames, sample_style
-from unihand.data.synthetic.scene import Occluders
 from unihand.data.synthetic.world import SynthConfig, SyntheticSequence, SyntheticWorld
 from unihand.errors import UserError
 from unihand.models.backbones import SmallBackbone, letterbox
@@ -87,12 +84,8 @@ class RenderedFrames(Dataset):
     def _item(self, i: int, seq: SyntheticSequence) -> dict[str, Tensor]:
         n = seq.joints_cam.shape[0]
         idx = np.sort(np.random.default_rng([self.seed, i]).choice(n, min(self.per_window, n), replace=False))
-        cam = seq.camera
-        style = sample_style(np.random.default_rng(seq.render_seed), self.size)
-        occ = seq.occluders
-        occ = Occluders(occ.centers[:, idx], occ.axes, occ.angles[:, idx], occ.exponents, occ.colors, occ.patterns)
-        frames = render_frames(seq.joints_cam[idx], cam.K, cam.image_size, cam.T_cano_from_cam[idx], occ, style, self.size)
-        frame_K = torch.from_numpy(letterbox_geometry(cam.image_size, self.size).frame_K(cam.K))
+        frames = seq.render(self.size, idx)
+        frame_K = torch.from_numpy(seq.letterbox(self.size).frame_K(seq.camera.K))
         return {"frames": torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2))),
                 "target": pose_targets(torch.from_numpy(seq.joints_cam[idx]), frame_K, self.size)}
 

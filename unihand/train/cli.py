@@ -75,7 +75,10 @@ def build_model(stage: str, cfg: dict[str, Any]) -> Any:
     model = UniHand(mcfg)
     model.vae.load_state_dict(vae.vae.state_dict())
     if cfg["init"]:
-        init_from(model, UniHand.from_pretrained(cfg["init"]), cfg["init"])
+        init = vae if source == cfg["init"] else UniHand.from_pretrained(cfg["init"])
+        model.load_weights(init.state_dict(), cfg["init"], partial=True)  # the rest keeps its initialisation
+        fresh = [k for k in model.state_dict() if k not in init.state_dict()]
+        log.info("initialised from %s; %d tensors start fresh (%s...)", cfg["init"], len(fresh), ", ".join(fresh[:3]))
     if cfg["backbone"]:
         from unihand.train.backbone import load_backbone
 
@@ -83,18 +86,6 @@ def build_model(stage: str, cfg: dict[str, Any]) -> Any:
             raise UserError("backbone: PATH is for a vision model with the small backbone (model.vision)")
         load_backbone(model.backbone, cfg["backbone"])
     return model
-
-
-def init_from(model: Any, source: Any, where: str) -> None:
-    """Copy every weight of ``source`` into ``model`` (same names and shapes); the rest keeps its init."""
-    own = model.state_dict()
-    theirs = source.state_dict()
-    bad = [k for k, v in theirs.items() if k not in own or own[k].shape != v.shape]
-    if bad:
-        raise UserError(f"{where}: init checkpoint does not fit the configured model (first: '{bad[0]}')")
-    model.load_state_dict(theirs, strict=False)
-    new = [k for k in own if k not in theirs]
-    log.info("initialised from %s; %d tensors start fresh (%s...)", where, len(new), ", ".join(new[:3]))
 
 
 def run(stage: str, cfg: dict[str, Any], out: Path) -> Path:

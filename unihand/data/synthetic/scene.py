@@ -49,6 +49,11 @@ class Occluders:
     def count(self) -> int:
         return int(self.centers.shape[0])
 
+    def at_frames(self, frames: np.ndarray) -> "Occluders":
+        """The same objects over the given frame indices only."""
+        return Occluders(self.centers[:, frames], self.axes, self.angles[:, frames], self.exponents, self.colors,
+                         self.patterns)
+
     def mirrored(self) -> "Occluders":
         """The same objects in the world mirrored by x -> -x (left-hand scenes)."""
         centers = self.centers.copy()

@@ -98,12 +98,15 @@ class SyntheticSequence:
         """Placement of the camera image in the square rendered frames."""
         return letterbox(self.camera.image_size, size)
 
-    def render(self, size: int = 224) -> np.ndarray:
-        """(N, size, size, 3) uint8 RGB frames, letterboxed (deterministic for (seed, index, size))."""
+    def render(self, size: int = 224, frames: np.ndarray | None = None) -> np.ndarray:
+        """(N, size, size, 3) uint8 RGB frames, letterboxed (deterministic for (seed, index, size));
+        ``frames``: only these frame indices (same scene and style; sensor noise may differ)."""
         rng = np.random.default_rng(self.render_seed)
         style = sample_style(rng, size)
-        return render_frames(self.joints_cam, self.camera.K, self.camera.image_size, self.camera.T_cano_from_cam,
-                             self.occluders, style, size)
+        sel = slice(None) if frames is None else frames
+        occluders = self.occluders if frames is None else self.occluders.at_frames(frames)
+        return render_frames(self.joints_cam[sel], self.camera.K, self.camera.image_size,
+                             self.camera.T_cano_from_cam[sel], occluders, style, size)
 
 
 @dataclass
