@@ -1,13 +1,14 @@
 """Vision benchmark (issue 4) on held-out rendered synthetic windows (seed 1000, disjoint from training).
 
 Each checkpoint generates every test window from each condition set (vision, 2D, vision + 2D,
-vision + 3D); frames are rendered at the checkpoint's backbone input size, as in training. Per
+vision + 3D; ``none`` = no condition at all, the same model's unconditional samples, what vision
+alone must beat); frames are rendered at the checkpoint's backbone input size, as in training. Per
 occlusion bucket (GT occlusion ratio of the frame, paper eq. 17): PA-MPJPE and AUC_J (per frame,
 after Procrustes), G-MPJPE (per frame, after one similarity fitted on the window's first two frames,
 as the sequence metric G-MPJPE). Units: mm.
 
     .venv/bin/python bench/eval_vision.py --checkpoint NAME=DIR [--checkpoint NAME=DIR ...] \
-        [--conditions vision 2d vision,2d vision,3d] [--num 64] [--threads 1] [--json out.json]
+        [--conditions none vision 2d vision,2d vision,3d] [--num 64] [--threads 1] [--json out.json]
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def main() -> None:
         tracks = tracks_by_size[size]
         predict = model_predictor(model, steps=args.steps, seed=0)
         for text in args.conditions:
-            conditions = text.split(",")
+            conditions = [] if text == "none" else text.split(",")
             if "vision" in conditions and not model.cfg.vision.enabled:
                 continue
             t0 = time.perf_counter()

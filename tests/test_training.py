@@ -64,6 +64,13 @@ def test_config_errors_are_one_line() -> None:
         resolve_config("vae", None, ["bogus=1"])
     with pytest.raises(UserError, match="key.sub=value"):
         resolve_config("vae", None, ["no-equals"])
+    with pytest.raises(UserError, match="space after each colon"):
+        resolve_config("vae", None, ["train.keep={kp2d:0.5}"])
+    with pytest.raises(UserError, match=r"train.keep: probabilities .*'kp3d': 1.5"):
+        resolve_config("vae", None, ["train.keep={kp2d: 0.5, kp3d: 1.5}"])
+    with pytest.raises(UserError, match="train.perceptron_aux must be a number >= 0"):
+        resolve_config("vae", None, ["train.perceptron_aux=-1"])
+    assert resolve_config("vae", None, ["train.keep={kp2d: 0.5}"])["train"]["keep"] == {"kp2d": 0.5}
 
 
 def test_safetensors_tree_round_trip(tmp_path: Path) -> None:

@@ -141,3 +141,55 @@ def test_vision_parameters_get_their_own_learning_rate() -> None:
     assert not any(p.requires_grad for p in module.model.backbone.parameters())  # frozen: in no group
     assert sum(p.numel() for g in (base, fast) for p in g["params"]) == sum(
         p.numel() for p in module.model.parameters() if p.requires_grad)
+
+
+def test_window_pose_targets_agree_with_the_observed_2d_keypoints() -> None:
+    from torch.utils.data import default_collate
+
+    from unihand.train.backbone import window_pose_targets
+
+    data = SyntheticWindows(8, seed=5, frames=16)
+    batch = default_collate(data.__getitems__(list(range(8))))
+    assert batch["is_left"].any() and not batch["is_left"].all()  # mirrored windows included
+    t = window_pose_targets(batch)
+    assert t.shape == (8, 16, 106)
+    px = ((t[..., :42].view(8, 16, 21, 2) - batch["kp2d"]) * batch["image_size"][:, None, None]).norm(dim=-1)
+    assert px[batch["kp2d_mask"]].median() < 8.0  # the synthetic detector's noise, in pixels
+    torch.testing.assert_close(t[..., 42:45], torch.zeros(8, 16, 3))  # the wrist is its own origin
+    bone = t[..., 42:105].view(8, 16, 21, 3)[..., 9, :].norm(dim=-1) / 10  # wrist -> middle MCP, metres
+    torch.testing.assert_close(bone, (batch["joints"][..., 9, :] - batch["joints"][..., 0, :]).norm(dim=-1))
+
+
+def test_perceptron_aux_loss_trains_a_probe_on_the_hand_tokens() -> None:
+    from torch.utils.data import default_collate
+
+    from unihand.config import model_config
+    from unihand.train.modules import DiffusionModule, token_spread
+
+    cfg = model_config("small", {"vision": {"enabled": True, "small_dim": 16, "input_size": 64, "frozen": True,
+                                            "layers": 1}})
+    torch.manual_seed(0)
+    module = DiffusionModule(UniHand(cfg), {"lr": 1e-3, "max_steps": 1, "perceptron_aux": 0.5, "vision_lr_mult": 2})
+    logged: dict[str, torch.Tensor] = {}
+    module.log = lambda *a, **k: None
+    module.log_dict = lambda d, **k: logged.update(d)
+    module._vision_mask = lambda b, n: torch.ones(b, n, dtype=torch.bool)
+    batch = default_collate(SyntheticWindows(2, seed=3, frames=16, render=True, size=64).__getitems__([0, 1]))
+    loss = module._step(batch, "train")
+    loss.backward()
+    parts = ("simple", "rec", "perceptron_aux")
+    expected = logged["train/simple"] + module.model.cfg.diffusion.w_rec * logged["train/rec"]
+    torch.testing.assert_close(loss.detach(), expected + 0.5 * logged["train/perceptron_aux"])
+    assert all(f"train/{p}" in logged for p in parts) and 0 <= float(logged["train/token_spread"]) < 2
+    assert module.token_probe.weight.grad.abs().sum() > 0
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.model.perceptron.parameters())
+    fast = {id(p) for p in module.configure_optimizers()["optimizer"].param_groups[1]["params"]}
+    assert id(module.token_probe.weight) in fast
+    assert "token_probe.weight" not in module.model.state_dict()  # the probe is not exported
+    # token_spread: 0 for identical tokens, the relative deviation otherwise
+    same = torch.ones(1, 4, 3)
+    assert float(token_spread(same, torch.ones(1, 4, dtype=torch.bool))) == 0.0
+    two = torch.tensor([[[1.0, 0.0], [-1.0, 0.0], [5.0, 5.0]]])
+    assert float(token_spread(two, torch.tensor([[True, True, False]]))) == pytest.approx(1.0)
+    with pytest.raises(UserError, match="vision model"):
+        DiffusionModule(UniHand(model_config("small", {})), {"lr": 1e-3, "max_steps": 1, "perceptron_aux": 1.0})

@@ -57,17 +57,30 @@ class PoseProbe(nn.Module):
         return torch.cat([uv.flatten(1), rel.flatten(1), self.depth(x.mean(1))], dim=-1)
 
 
-def pose_targets(joints_cam: Tensor, frame_K: Tensor, size: int) -> Tensor:
-    """(M, 21, 3) camera-frame joints, (3, 3) intrinsics of the S x S frame -> targets (M, 106).
+def pose_targets(joints_cam: Tensor, K: Tensor, size: float | Tensor) -> Tensor:
+    """(M, 21, 3) camera-frame joints, intrinsics (3, 3) or (M, 3, 3), image side(s) -> targets (M, 106).
 
-    2D joints in the letterboxed frame / S (21 x 2), joints minus the wrist in decimetres (21 x 3),
-    log of the wrist depth in metres (1).
+    2D joints divided by ``size`` (a number, or (M, 2) widths and heights) (21 x 2), joints minus the
+    wrist in decimetres (21 x 3), log of the wrist depth in metres (1).
     """
-    uvw = joints_cam @ frame_K.T
-    uv = uvw[..., :2] / uvw[..., 2:].clamp(min=1e-3) / size
+    uvw = joints_cam @ K.transpose(-1, -2)
+    size = torch.as_tensor(size, dtype=uvw.dtype, device=uvw.device)
+    uv = uvw[..., :2] / uvw[..., 2:].clamp(min=1e-3) / (size[:, None] if size.ndim == 2 else size)
     rel = (joints_cam - joints_cam[:, :1]) * _REL_SCALE
     depth = torch.log(joints_cam[:, 0, 2].clamp(min=0.05))
     return torch.cat([uv.flatten(1), rel.flatten(1), depth[:, None]], dim=-1).float()
+
+
+def window_pose_targets(batch: dict[str, Tensor]) -> Tensor:
+    """Per-frame :func:`pose_targets` (B, N, 106) of a batch of windows (canonical ``joints`` back in the
+    camera through ``T_cano_from_cam``; 2D in the original image divided by its width and height)."""
+    joints, T = batch["joints"], batch["T_cano_from_cam"]
+    b, n = joints.shape[:2]
+    cam = torch.linalg.inv(T)
+    joints_cam = joints @ cam[..., :3, :3].transpose(-1, -2) + cam[..., None, :3, 3]
+    K = batch["K"][:, None].expand(b, n, 3, 3).reshape(b * n, 3, 3)
+    size = batch["image_size"][:, None].expand(b, n, 2).reshape(b * n, 2)
+    return pose_targets(joints_cam.reshape(b * n, 21, 3), K, size).view(b, n, -1)
 
 
 class RenderedFrames(Dataset):

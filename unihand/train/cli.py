@@ -6,7 +6,8 @@ diffusion config, with ``model.vision.frozen: true``). ``init: PATH`` starts the
 an exported model (e.g. a vision model from the structured-condition one: its new vision parts start
 at their initialisation, the cross-attention outputs at zero). ``train.feature_cache: DIR`` caches the
 frozen backbone's tokens of every training window (:mod:`unihand.train.vision_cache`);
-``train.vision_lr_mult`` scales the learning rate of the vision parts (default 1).
+``train.vision_lr_mult`` scales the learning rate of the vision parts (default 1);
+``train.perceptron_aux: W`` adds a per-frame pose loss on the hand tokens (:class:`DiffusionModule`).
 
 Runs on CPU or GPU (bf16 mixed precision on GPU), single device or DDP/DeepSpeed by flag,
 checkpoints every ``ckpt_every`` steps (safetensors, no pickles) and resumes from the last one
@@ -55,7 +56,26 @@ def resolve_config(stage: str, config: str | None, overrides: list[str]) -> dict
         raise UserError(f"unknown top-level config key(s): {', '.join(sorted(unknown))} (known: {', '.join(DEFAULTS)})")
     if stage == "diffusion" and not (cfg.get("vae") or cfg.get("init")):
         raise UserError("diffusion training needs the trained VAE: set vae: PATH in the config or --set vae=PATH")
+    _check_train(cfg["train"])
     return cfg
+
+
+def _check_train(tc: dict[str, Any]) -> None:
+    """Fail early, naming the field, on ``train`` values that would otherwise fail deep inside a step."""
+    from unihand.train.masking import DEFAULT_KEEP
+
+    keep = tc.get("keep")
+    if keep is not None:
+        if not isinstance(keep, dict) or set(keep) - set(DEFAULT_KEEP):
+            raise UserError(f"train.keep must map some of {', '.join(DEFAULT_KEEP)} to probabilities, got {keep!r} "
+                            "(YAML needs a space after each colon: \"{kp2d: 0.5}\")")
+        bad = {m: p for m, p in keep.items() if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1}
+        if bad:
+            raise UserError(f"train.keep: probabilities must be numbers in [0, 1], got {bad!r}")
+    for key in ("perceptron_aux", "vision_lr_mult"):
+        value = tc.get(key, 0.0)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise UserError(f"train.{key} must be a number >= 0, got {value!r}")
 
 
 def build_model(stage: str, cfg: dict[str, Any]) -> Any:

@@ -10,9 +10,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from unihand.diffusion.sampling import train_scheduler
+from unihand.errors import UserError
 from unihand.hand import load_hand_model
 from unihand.pipeline import UniHand
-from unihand.train.backbone import BackbonePretrainer, training_step_outputs
+from unihand.train.backbone import BackbonePretrainer, probe_loss, training_step_outputs, window_pose_targets
 from unihand.train.losses import FEATURE_BETA, reconstruction_loss
 from unihand.train.masking import mask_conditions
 
@@ -56,6 +57,8 @@ class _Base(L.LightningModule):
             return []
         parts: list[nn.Module] = [model.perceptron, model.init_proj, model.backbone]
         parts += [m for blk in model.denoiser.stack.blocks for m in (blk.cross_attn, blk.cross_norm) if m is not None]
+        probe = getattr(self, "token_probe", None)
+        parts += [probe] if probe is not None else []
         return [p for m in parts for p in m.parameters()] + [model.denoiser.vision_null]
 
     def _anchor_known(self, b: int, p_unknown: float) -> Tensor:
@@ -110,13 +113,33 @@ class VAEModule(_Base):
         return loss
 
 
+def token_spread(tokens: Tensor, mask: Tensor) -> Tensor:
+    """How much hand tokens (B, N, d) vary over a window's frames with vision (``mask`` (B, N)): mean distance
+    to the window's mean token over the mean token norm (0 when the perceptron ignores its input)."""
+    w = mask[..., None].to(tokens.dtype)
+    mean = (tokens * w).sum(1, keepdim=True) / w.sum(1, keepdim=True).clamp_min(1.0)
+    dev = ((tokens - mean).norm(dim=-1) * mask).sum()
+    return dev / (tokens.norm(dim=-1) * mask).sum().clamp_min(1e-8)
+
+
 class DiffusionModule(_Base):
-    """Stage 2: latent denoiser with the VAE frozen; loss MSE(z0_hat, z0) + w_rec x L_rec (eq. 15)."""
+    """Stage 2: latent denoiser with the VAE frozen; loss MSE(z0_hat, z0) + w_rec x L_rec (eq. 15).
+
+    ``train.perceptron_aux: W`` (vision models, default 0) adds W x a per-frame pose loss on the hand
+    tokens, read by a linear probe (dropped at export) with the targets of :func:`window_pose_targets`.
+    Not in the paper: it gives the hand perceptron a direct signal to find each frame's hand, which the
+    diffusion loss alone did not provide in CPU-length training (bench/RESULTS.md, issue 4).
+    """
 
     def __init__(self, model: UniHand, train_cfg: dict[str, Any]) -> None:
         super().__init__(model, train_cfg)
         self.model.vae.requires_grad_(False)
         self.scheduler = train_scheduler(model.cfg.diffusion)
+        self.aux_weight = float(train_cfg.get("perceptron_aux", 0.0))
+        if self.aux_weight > 0:
+            if not model.cfg.vision.enabled:
+                raise UserError("train.perceptron_aux needs a vision model (model.vision.enabled: true)")
+            self.token_probe = nn.Linear(model.cfg.diffusion.d_model, 106)
 
     def on_train_start(self) -> None:
         self.model.vae.eval()  # frozen: no dropout
@@ -159,12 +182,19 @@ class DiffusionModule(_Base):
                 vision = model.hand_tokens(batch["frames"], mano[:, 0], known, vision_mask)
         z0_hat = model.denoiser(z_t, t, tokens, vision, vision_mask)
         l_simple = F.mse_loss(z0_hat, z0)
+        extra: dict[str, Tensor] = {}
+        if vision is not None and vision_mask.any():
+            extra["token_spread"] = token_spread(vision.detach(), vision_mask)
+            if self.aux_weight > 0:
+                extra["perceptron_aux"] = probe_loss(self.token_probe(vision[vision_mask]),
+                                                     window_pose_targets(batch)[vision_mask])
         first = torch.where(known[:, None], model.vae.codec.encode_motion(mano[:, 0]), 0.0)
         feat = model.vae.decode(z0_hat[:, 0] * model.denoiser.latent_scale, z0_hat[:, 1:] * model.denoiser.latent_scale,
                                 first, first_known=known)
         rec, parts = reconstruction_loss(model.vae.codec, self.hand, feat, mano, model.cfg.vae.w_joint_rec, batch.get("joints"))
-        loss = l_simple + dcfg.w_rec * rec
-        self._log(prefix, {"loss": loss.detach(), "simple": l_simple.detach(), "rec": rec.detach(), **parts}, b)
+        loss = l_simple + dcfg.w_rec * rec + self.aux_weight * extra.get("perceptron_aux", 0.0)
+        self._log(prefix, {"loss": loss.detach(), "simple": l_simple.detach(), "rec": rec.detach(), **parts,
+                           **{k: v.detach() for k, v in extra.items()}}, b)
         if prefix == "train":
             self.log("loss", loss.detach(), prog_bar=True, batch_size=b)
         return loss
