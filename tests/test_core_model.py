@@ -189,6 +189,37 @@ def test_vision_condition_flows_into_generation(tmp_path) -> None:
         plain.generate(cond, frames=frames)
 
 
+def test_denoiser_reads_each_frames_hand_token_within_its_window() -> None:
+    from unihand.config import DiffusionConfig
+    from unihand.models.denoiser import Denoiser
+
+    torch.manual_seed(0)
+    den = Denoiser(DiffusionConfig(d_model=16, layers=1, heads=2, ffn=32), latent_dim=4, vision=True,
+                   vision_window=1).eval()
+    for p in den.parameters():  # zero-initialised gates and cross-attention outputs: open them
+        if p.dim() == 2 and p.abs().sum() == 0:
+            torch.nn.init.normal_(p, std=0.2)
+    n = 12
+    z, cond = torch.randn(1, n + 1, 4), den.null_conditions(1, n)
+    t, vision = torch.tensor([500]), torch.randn(1, n, 16)
+    base = den(z, t, cond, vision)
+    moved = vision.clone()
+    moved[0, 5] += 1.0  # frame 5 (0-based) is latent token 6
+    diff = (den(z, t, cond, moved) - base).abs().amax(-1)[0]
+    # one layer: only the global token and latent tokens 5..7 read frame 5's hand token
+    assert set(torch.nonzero(diff > 1e-6).flatten().tolist()) == {0, 5, 6, 7}
+    # a frame without vision reads the null token, exactly like no vision at all
+    mask = torch.ones(1, n, dtype=torch.bool)
+    mask[0, 5] = False
+    null_frame = vision.clone()
+    null_frame[0, 5] = den.vision_null
+    torch.testing.assert_close(den(z, t, cond, moved, mask), den(z, t, cond, null_frame))
+    torch.testing.assert_close(den(z, t, cond, vision, torch.zeros(1, n, dtype=torch.bool)), den(z, t, cond))
+    # the band: the global token reads every frame, latent token 6 frames 5..7 (with its null slot at key 0 off)
+    _, band = den.vision_context(1, n + 1, vision, None)
+    assert band.shape == (1, n + 1, n + 1) and bool(band[0, 0].all()) and band[0, 6].nonzero().flatten().tolist() == [5, 6, 7]
+
+
 def test_given_mano_frames_come_back_and_3d_keypoints_are_met(model: UniHand) -> None:
     from unihand.data.synthetic.world import SyntheticWorld, SynthConfig
 

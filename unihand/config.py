@@ -63,6 +63,7 @@ class VisionConfig:
     rope: str = "3d"  # 3d | 1d (ablation "w/o 3D RoPE")
     layers: int = 2
     heads: int = 8
+    window: int = 1  # denoiser cross-attention: latent token i reads the hand tokens of frames i +- window
     p_drop: float = 0.2  # training: vision dropped for a whole window (CFG) ...
     p_frame_drop: float = 0.2  # ... or per frame
 

@@ -68,7 +68,7 @@ class UniHand(nn.Module):
         self.cfg = cfg
         self.vae = JointVAE(cfg.vae)
         vis = cfg.vision
-        self.denoiser = Denoiser(cfg.diffusion, self.vae.latent_dim, vision=vis.enabled)
+        self.denoiser = Denoiser(cfg.diffusion, self.vae.latent_dim, vision=vis.enabled, vision_window=vis.window)
         if vis.enabled:
             self.backbone = build_backbone(vis.backbone, size=vis.backbone_size, path=vis.backbone_path,
                                            untrained=vis.untrained, input_size=vis.input_size, small_dim=vis.small_dim)

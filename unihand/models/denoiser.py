@@ -3,7 +3,8 @@
 Structured-condition latents are fused with the noisy latent at every step by concatenation
 per frame (a missing modality or frame takes that modality's learnable null token), the
 timestep enters every block through adaptive LayerNorm, time through RoPE, and per-frame vision
-hand tokens through a cross-attention block in every layer.
+hand tokens through a cross-attention block in every layer, with the same temporal RoPE positions as
+the latent tokens and a band of ``vision_window`` frames (:meth:`Denoiser.vision_context`).
 """
 
 from __future__ import annotations
@@ -21,8 +22,11 @@ MODALITIES = ("kp2d", "kp3d", "mano")
 class Denoiser(nn.Module):
     """G_theta(z_t, t, C) -> z0_hat over N + 1 tokens (global token g first)."""
 
-    def __init__(self, cfg: DiffusionConfig, latent_dim: int, vision: bool = False) -> None:
+    def __init__(self, cfg: DiffusionConfig, latent_dim: int, vision: bool = False, vision_window: int = 1) -> None:
         super().__init__()
+        if vision_window < 0:
+            raise ValueError(f"model.vision.window must be >= 0, got {vision_window}")
+        self.vision_window = int(vision_window)
         self.cfg = cfg
         d = cfg.d_model
         self.latent_dim = latent_dim
@@ -76,13 +80,20 @@ class Denoiser(nn.Module):
     def vision_context(
         self, b: int, n1: int, vision: Tensor | None, vision_mask: Tensor | None,
     ) -> tuple[Tensor | None, Tensor | None]:
-        """Cross-attention keys: the null vision token, then the hand tokens of the frames with vision."""
+        """Cross-attention keys aligned with the latent tokens (B, N + 1, d) and their mask (1, N + 1, N + 1).
+
+        Key 0 (the global token's slot) is the null vision token, key i frame i's hand token, or the null
+        token where frame i has no vision (as a missing structured condition takes its null token). Keys
+        and queries share the latent tokens' temporal RoPE positions; latent token i attends to the hand
+        tokens of frames within ``vision_window`` of it, the global token to all.
+        """
         if self.vision_null is None:
             return None, None
-        null = self.vision_null.expand(b, 1, -1)
-        if vision is None:
-            return null, None
-        device = vision.device
-        vm = torch.ones(b, n1 - 1, dtype=torch.bool, device=device) if vision_mask is None else vision_mask
-        valid = torch.cat([torch.ones(b, 1, dtype=torch.bool, device=device), vm], dim=1)
-        return torch.cat([null, vision], dim=1), valid[:, None, :].expand(-1, n1, -1)
+        null = self.vision_null.expand(b, n1, -1)
+        if vision is not None:
+            vm = torch.ones(b, n1 - 1, dtype=torch.bool, device=vision.device) if vision_mask is None else vision_mask
+            null = torch.cat([null[:, :1], torch.where(vm[..., None], vision, null[:, 1:])], dim=1)
+        pos = torch.arange(n1, device=null.device)
+        band = (pos[:, None] - pos[None, :]).abs() <= self.vision_window
+        band[0] = True
+        return null, band[None]

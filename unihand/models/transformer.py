@@ -99,7 +99,7 @@ class Block(nn.Module):
         else:
             x = x + self.drop(self.attn(self.norm1(x), rot=rot, mask=mask))
         if self.cross_attn is not None and context is not None:
-            x = x + self.drop(self.cross_attn(self.cross_norm(x), context=context, mask=context_mask))
+            x = x + self.drop(self.cross_attn(self.cross_norm(x), context=context, rot=rot, mask=context_mask))
         if self.modulation is not None:
             return torch.addcmul(x, g2, self.drop(self.ffn(torch.addcmul(sh2, self.norm2(x), 1 + sc2))))
         return x + self.drop(self.ffn(self.norm2(x)))
