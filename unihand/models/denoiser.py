@@ -89,11 +89,11 @@ class Denoiser(nn.Module):
         """
         if self.vision_null is None:
             return None, None
-        null = self.vision_null.expand(b, n1, -1)
+        keys = self.vision_null.expand(b, n1, -1)
         if vision is not None:
             vm = torch.ones(b, n1 - 1, dtype=torch.bool, device=vision.device) if vision_mask is None else vision_mask
-            null = torch.cat([null[:, :1], torch.where(vm[..., None], vision, null[:, 1:])], dim=1)
-        pos = torch.arange(n1, device=null.device)
+            keys = torch.cat([keys[:, :1], torch.where(vm[..., None], vision, keys[:, 1:])], dim=1)
+        pos = torch.arange(n1, device=keys.device)
         band = (pos[:, None] - pos[None, :]).abs() <= self.vision_window
         band[0] = True
-        return null, band[None]
+        return keys, band[None]
