@@ -1,9 +1,11 @@
 """Machinery check for the vision path (issue 4), not a result: can the hand perceptron and the denoiser
 learn, in a CPU-length run, to use vision tokens that do hold each frame's hand pose?
 
-ORACLE dense tokens replace the backbone's: on the 8 x 8 grid of a 128 px letterboxed frame, the token
-where the wrist falls holds the frame's ground-truth pose targets (``window_pose_targets``: 2D joints,
-wrist-relative 3D joints, log wrist depth; 106 of 160 channels) and every token gets N(0, 0.3) noise.
+ORACLE dense tokens replace the backbone's: on an 8 x 8 grid, one token per frame, picked by the wrist's
+place in the camera image (its pixel position x 128 / max(W, H), counted from the top-left corner; not
+exactly the token of the rendered letterboxed frame, whose bars are centred, and no frame is rendered
+here), holds the frame's ground-truth pose targets (``window_pose_targets``: 2D joints, wrist-relative
+3D joints, log wrist depth; 106 of 160 channels), and every token gets N(0, 0.3) noise.
 The model trains from the structured one as ``configs/vision_small.yaml`` does (no backbone, no cache),
 then generates the held-out windows (seed 1000) with oracle tokens for "vision". If vision alone stays
 at the level of no condition here, the machinery, not the image model, is what keeps vision unused.
@@ -28,7 +30,7 @@ from unihand.eval.evaluate_cli import model_predictor, synthetic_tracks
 from unihand.eval.metrics import bucket_masks, global_aligned_errors, pa_joint_errors
 from unihand.models.backbones import DenseTokens
 from unihand.pipeline import UniHand
-from unihand.train.backbone import window_pose_targets
+from unihand.train.backbone import POSE_DIMS, window_pose_targets
 from unihand.train.cli import build_model, resolve_config
 from unihand.train.modules import DiffusionModule
 
@@ -36,15 +38,15 @@ GRID, DIM, SIZE = 8, 160, 128
 
 
 def oracle_tokens(batch: dict[str, Tensor], gen: torch.Generator) -> Tensor:
-    """(B, N, 8, 8, 160): the frame's pose targets at the wrist's letterboxed token, noise everywhere."""
+    """(B, N, 8, 8, 160): the frame's pose targets at the wrist's token (module doc), noise everywhere."""
     t = window_pose_targets(batch)
     b, n = t.shape[:2]
-    size = batch["image_size"]  # (B, 2): W, H; letterboxing keeps the top-left corner
+    size = batch["image_size"]  # (B, 2): W, H
     scale = SIZE / size.max(dim=1).values
     cell = (t[..., :2] * size[:, None] * scale[:, None, None] / (SIZE / GRID)).floor().long().clamp(0, GRID - 1)
     tokens = torch.randn(b, n, GRID, GRID, DIM, generator=gen) * 0.3
     bi, ni = torch.meshgrid(torch.arange(b), torch.arange(n), indexing="ij")
-    tokens[bi, ni, cell[..., 1], cell[..., 0], :106] += t
+    tokens[bi, ni, cell[..., 1], cell[..., 0], :POSE_DIMS] += t
     return tokens
 
 

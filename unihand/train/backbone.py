@@ -28,11 +28,14 @@ from torch.utils.data import Dataset
 from unihand.data.io import atomic_write
 from unihand.data.synthetic.world import SynthConfig, SyntheticSequence, SyntheticWorld
 from unihand.errors import UserError
+from unihand.geometry.canonical import rigid_inverse, transform_points
 from unihand.models.backbones import SmallBackbone, letterbox
 
 BACKBONE_FILE = "backbone.safetensors"
 #: Units of the regression targets: 2D in frame sides, 3D offsets in decimetres, log depth.
 _REL_SCALE = 10.0
+#: Length of a frame's pose targets: 21 x 2D, 21 x wrist-relative 3D, log wrist depth.
+POSE_DIMS = 21 * 2 + 21 * 3 + 1
 
 
 class PoseProbe(nn.Module):
@@ -49,7 +52,7 @@ class PoseProbe(nn.Module):
                              persistent=False)
 
     def forward(self, tokens: Tensor) -> Tensor:
-        """(M, h, w, d) -> (M, 106)."""
+        """(M, h, w, d) -> (M, POSE_DIMS)."""
         x = tokens.flatten(1, 2)
         w = self.logits(x).softmax(dim=1)  # (M, L, 21): where each joint is
         uv = torch.einsum("mlj,lc->mjc", w, self.centers)
@@ -58,34 +61,32 @@ class PoseProbe(nn.Module):
 
 
 def pose_targets(joints_cam: Tensor, K: Tensor, size: float | Tensor) -> Tensor:
-    """(M, 21, 3) camera-frame joints, intrinsics (3, 3) or (M, 3, 3), image side(s) -> targets (M, 106).
+    """(M, 21, 3) camera-frame joints, intrinsics (3, 3) or (M, 3, 3), image side(s) -> targets (M, POSE_DIMS).
 
-    2D joints divided by ``size`` (a number, or (M, 2) widths and heights) (21 x 2), joints minus the
+    2D joints divided by ``size`` (a number, or widths and heights (M, 1, 2)) (21 x 2), joints minus the
     wrist in decimetres (21 x 3), log of the wrist depth in metres (1).
     """
     uvw = joints_cam @ K.transpose(-1, -2)
-    size = torch.as_tensor(size, dtype=uvw.dtype, device=uvw.device)
-    uv = uvw[..., :2] / uvw[..., 2:].clamp(min=1e-3) / (size[:, None] if size.ndim == 2 else size)
+    uv = uvw[..., :2] / uvw[..., 2:].clamp(min=1e-3) / size
     rel = (joints_cam - joints_cam[:, :1]) * _REL_SCALE
     depth = torch.log(joints_cam[:, 0, 2].clamp(min=0.05))
     return torch.cat([uv.flatten(1), rel.flatten(1), depth[:, None]], dim=-1).float()
 
 
 def window_pose_targets(batch: dict[str, Tensor]) -> Tensor:
-    """Per-frame :func:`pose_targets` (B, N, 106) of a batch of windows (canonical ``joints`` back in the
-    camera through ``T_cano_from_cam``; 2D in the original image divided by its width and height)."""
-    joints, T = batch["joints"], batch["T_cano_from_cam"]
+    """Per-frame :func:`pose_targets` (B, N, POSE_DIMS) of a batch of windows (canonical ``joints`` back in
+    the camera through ``T_cano_from_cam``; 2D in the original image divided by its width and height)."""
+    joints = batch["joints"]
     b, n = joints.shape[:2]
-    cam = torch.linalg.inv(T)
-    joints_cam = joints @ cam[..., :3, :3].transpose(-1, -2) + cam[..., None, :3, 3]
+    joints_cam = transform_points(joints, rigid_inverse(batch["T_cano_from_cam"])[:, :, None])
     K = batch["K"][:, None].expand(b, n, 3, 3).reshape(b * n, 3, 3)
-    size = batch["image_size"][:, None].expand(b, n, 2).reshape(b * n, 2)
+    size = batch["image_size"][:, None, None].expand(b, n, 1, 2).reshape(b * n, 1, 2)
     return pose_targets(joints_cam.reshape(b * n, 21, 3), K, size).view(b, n, -1)
 
 
 class RenderedFrames(Dataset):
     """Item ``i``: ``per_window`` random frames of synthetic sequence ``i`` (rendered alone, not mirrored)
-    as ``frames`` (k, 3, S, S) uint8 and their ``target`` (k, 106) (:func:`pose_targets`)."""
+    as ``frames`` (k, 3, S, S) uint8 and their ``target`` (k, POSE_DIMS) (:func:`pose_targets`)."""
 
     def __init__(self, length: int, seed: int, size: int, per_window: int, frames: int = 48) -> None:
         self.world = SyntheticWorld(seed, SynthConfig(frames=frames))
@@ -130,7 +131,7 @@ class BackbonePretrainer(nn.Module):
         self.probe = PoseProbe(dim, self.backbone.grid)
 
     def forward(self, frames: Tensor) -> Tensor:
-        """uint8 (M, 3, S, S) letterboxed frames -> probe outputs (M, 106)."""
+        """uint8 (M, 3, S, S) letterboxed frames -> probe outputs (M, POSE_DIMS)."""
         pixels = letterbox(frames, self.backbone.input_size)
         return self.probe(self.backbone(pixels))
 

@@ -27,6 +27,7 @@ import torch
 
 from unihand.config import deep_update, load_yaml, model_config, parse_override, to_dict
 from unihand.errors import UserError
+from unihand.train.masking import DEFAULT_KEEP
 
 log = logging.getLogger("unihand")
 
@@ -62,8 +63,6 @@ def resolve_config(stage: str, config: str | None, overrides: list[str]) -> dict
 
 def _check_train(tc: dict[str, Any]) -> None:
     """Fail early, naming the field, on ``train`` values that would otherwise fail deep inside a step."""
-    from unihand.train.masking import DEFAULT_KEEP
-
     keep = tc.get("keep")
     if keep is not None:
         if not isinstance(keep, dict) or set(keep) - set(DEFAULT_KEEP):

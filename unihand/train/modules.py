@@ -13,7 +13,8 @@ from unihand.diffusion.sampling import train_scheduler
 from unihand.errors import UserError
 from unihand.hand import load_hand_model
 from unihand.pipeline import UniHand
-from unihand.train.backbone import BackbonePretrainer, probe_loss, training_step_outputs, window_pose_targets
+from unihand.train.backbone import (POSE_DIMS, BackbonePretrainer, probe_loss, training_step_outputs,
+                                    window_pose_targets)
 from unihand.train.losses import FEATURE_BETA, reconstruction_loss
 from unihand.train.masking import mask_conditions
 
@@ -139,7 +140,7 @@ class DiffusionModule(_Base):
         if self.aux_weight > 0:
             if not model.cfg.vision.enabled:
                 raise UserError("train.perceptron_aux needs a vision model (model.vision.enabled: true)")
-            self.token_probe = nn.Linear(model.cfg.diffusion.d_model, 106)
+            self.token_probe = nn.Linear(model.cfg.diffusion.d_model, POSE_DIMS)
 
     def on_train_start(self) -> None:
         self.model.vae.eval()  # frozen: no dropout
