@@ -132,7 +132,7 @@ def test_int8_generation_stays_close_to_float32(shipped: UniHand) -> None:
     item = SyntheticWindows(1, seed=1000, frames=32)[0]
     cond = Conditions(kp3d=item["kp3d"].numpy(), kp3d_mask=item["kp3d_mask"].numpy())
     q8 = quantize(UniHand.from_pretrained(None))
-    a, b = shipped.generate(cond, seed=0, keep_given=False), q8.generate(cond, seed=0, keep_given=False)
+    a, b = shipped.generate(cond, seed=0, refine=False), q8.generate(cond, seed=0, refine=False)
     dist = np.linalg.norm(a.joints - b.joints, axis=-1).mean()
     assert dist < 5e-3, f"int8 moved the joints by {dist * 1000:.2f} mm on average"
 

@@ -80,6 +80,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the checkpoint's)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--refine", choices=("on", "off"), default="on",
+                   help="refine the generated motion against the keypoints (off: the pure diffusion sample)")
     p.add_argument("--no-render", action="store_true", help="skip the overlay, plot, viewer and BVH")
     p.set_defaults(func=run)
 
@@ -99,7 +101,7 @@ def make_demo_sequence(frames: int, index: int, left: bool, moving: bool):
 def run_demo(
     outdir: str | Path = "outputs/demo", *, frames: int = 96, index: int = DEMO_INDEX, left: bool = False,
     moving: bool = True, checkpoint: str | None = None, device: str = "cpu", steps: int | None = None,
-    seed: int = 0, render: bool = True, model=None, log=print,
+    seed: int = 0, render: bool = True, refine: bool = True, model=None, log=print,
 ) -> dict:
     """Render, estimate, evaluate; returns the metrics dict (also written to ``demo_metrics.json``)."""
     from unihand.errors import UserError
@@ -146,7 +148,8 @@ def run_demo(
         t_load = 0.0
     res = estimate_video(
         video, outdir, hands=side, intrinsics=(K[0, 0], K[1, 1], K[0, 2], K[1, 2]), model=model,
-        detector=detector, steps=steps, seed=seed, render=render, camera_poses=seq.motion.extra["T_cano_from_cam"],
+        detector=detector, steps=steps, seed=seed, render=render, refine=refine,
+        camera_poses=seq.motion.extra["T_cano_from_cam"],
         checkpoint=checkpoint, device=device, log=log,
     )
     hand = res.hands[side]
@@ -194,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
         rep = run_demo(
             args.output, frames=args.frames, index=args.index, left=args.left, moving=not args.static_camera,
             checkpoint=args.checkpoint, device=args.device, steps=args.steps, seed=args.seed,
-            render=not args.no_render, log=say,
+            render=not args.no_render, refine=args.refine == "on", log=say,
         )
     m, s = rep["metrics"], rep["sequence"]
     print(f"synthetic {s['hand']} hand, {s['frames']} frames, {s['camera']} camera "

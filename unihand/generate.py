@@ -27,6 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the checkpoint's, 10)")
     p.add_argument("--cfg-scale", type=float, default=None, help="classifier-free guidance scale (default 2.0)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--refine", choices=("on", "off"), default="on",
+                   help="refine the sample against every given condition: reprojection, 3D keypoints, given "
+                        "MANO, smoothness, joint limits, one hand shape (off: the pure diffusion sample)")
     p.add_argument("--mano-dir", help="folder with MANO_RIGHT.pkl/MANO_LEFT.pkl to also write mesh vertices")
     p.add_argument("--device", default="cpu")
     p.add_argument("--quantize", choices=["int8"], help="int8 CPU inference (faster for paper-size models; "
@@ -47,7 +50,7 @@ def main(args: argparse.Namespace) -> int:
     model = UniHand.from_pretrained(args.checkpoint, device=args.device, mano_dir=args.mano_dir, quantize=args.quantize)
     t0 = time.perf_counter()
     motion = model.generate(cond, num_frames=args.frames, steps=args.steps, cfg_scale=args.cfg_scale,
-                            seed=args.seed, first_frame=first)
+                            seed=args.seed, first_frame=first, refine=args.refine == "on")
     took = time.perf_counter() - t0
     if cond is not None and cond.K is not None and cond.image_size is not None:
         from unihand.geometry.camera import project

@@ -26,10 +26,11 @@ from tqdm.auto import tqdm
 
 from unihand.config import ModelConfig, from_dict, to_dict
 from unihand.data.io import Conditions, Motion, atomic_write
-from unihand.diffusion.constraints import fit_keypoints, keep_given_mano
 from unihand.diffusion.sampling import guided_sample, sample_scheduler
 from unihand.errors import UserError
+from unihand.geometry.canonical import check_camera_poses
 from unihand.geometry.mirror import (
+    mirror_camera_poses,
     mirror_image,
     mirror_intrinsics,
     mirror_keypoints_2d_normalized,
@@ -44,6 +45,8 @@ from unihand.models.joint_vae import JointVAE
 from unihand.models.perceptron import HandPerceptron
 from unihand.models.quantize import MODES as QUANTIZE_MODES
 from unihand.models.quantize import quantize as quantize_model
+from unihand.refine.objective import RefineConfig
+from unihand.refine.refiner import Refiner
 
 log = logging.getLogger("unihand")
 
@@ -279,7 +282,9 @@ class UniHand(nn.Module):
         frames: np.ndarray | None = None,
         vision_mask: np.ndarray | None = None,
         progress: bool = False,
-        keep_given: bool = True,
+        refine: bool = True,
+        refine_config: RefineConfig | None = None,
+        camera_poses: np.ndarray | None = None,
     ) -> Motion:
         """Generate a complete motion from any mix of conditions (None: unconditional, ``num_frames`` long).
 
@@ -287,8 +292,11 @@ class UniHand(nn.Module):
         is a known MANO first frame used as the decoder's anchor; a MANO condition on frame 0
         serves the same purpose. ``frames`` (N, H, W, 3) uint8 full video frames (vision checkpoints),
         ``vision_mask`` (N,) the frames to use. ``progress`` shows a bar over the windows of a long
-        input. With ``keep_given`` (default) frames with given MANO come back exactly and the joints are
-        fitted to given 3D keypoints (``unihand.diffusion.constraints``). Seeded and reproducible.
+        input. With ``refine`` (default) the sample is refined against every observation
+        (:mod:`unihand.refine`: reprojection, 3D keypoints, given MANO, smoothness, joint limits, one
+        shape); ``refine=False`` returns the pure diffusion sample (the paper's sampling, for
+        ablations). ``camera_poses`` (N, 4, 4) T_cano_from_cam: a moving camera's poses, so 2D keypoints
+        are reprojected through each frame's own camera. Seeded and reproducible.
         """
         cond = conditions if conditions is not None else Conditions()
         if cond.modalities():
@@ -310,12 +318,16 @@ class UniHand(nn.Module):
                 raise UserError("first_frame holds NaN or infinite values")
         if frames is not None:
             arrays.update(self._frame_arrays(frames, vision_mask, total, mirror=not cond.is_right))
+        if camera_poses is not None:
+            camera_poses = check_camera_poses(camera_poses, total)
         if not cond.is_right:
             arrays = _mirror_arrays(arrays)
             first_frame = None if first_frame is None else mirror_mano_vector(first_frame)
+            camera_poses = None if camera_poses is None else mirror_camera_poses(camera_poses)
         mano = self._generate_windows(arrays, total, steps, cfg_scale, seed, first_frame, window, overlap, progress)
-        if keep_given:
-            mano = self._keep_given(mano, arrays)
+        if refine:
+            hand = load_hand_model(self.mano_dir, is_right=True)
+            mano = Refiner(hand, refine_config)(mano, arrays, cond.fps, camera_poses)
         if not cond.is_right:
             mano = mirror_mano_vector(mano)
         motion = Motion.from_mano(mano, is_right=cond.is_right, fps=cond.fps, K=cond.K, image_size=cond.image_size)
@@ -325,17 +337,6 @@ class UniHand(nn.Module):
         if out.vertices is not None:
             motion.vertices = out.vertices.numpy().astype(np.float32)
         return motion
-
-    def _keep_given(self, mano: np.ndarray, arrays: dict[str, np.ndarray]) -> np.ndarray:
-        """Given MANO frames exactly, joints fitted to given 3D keypoints (right-hand space)."""
-        given = arrays.get("mano_mask")
-        if given is not None and given.any():
-            mano = keep_given_mano(mano, arrays["mano"], given)
-        if "kp3d" in arrays and arrays["kp3d_mask"].any():
-            with torch.enable_grad():
-                mano = fit_keypoints(load_hand_model(self.mano_dir, is_right=True), mano, arrays["kp3d"],
-                                     arrays["kp3d_mask"], fixed=given)
-        return mano
 
     def _frame_arrays(
         self, frames: np.ndarray, vision_mask: np.ndarray | None, total: int, mirror: bool
@@ -396,7 +397,8 @@ class UniHand(nn.Module):
             res = res[0].float().cpu().numpy()
             ov = max(0, done - start)
             if ov:
-                w = np.linspace(0.0, 1.0, ov + 2, dtype=np.float32)[1:-1, None]
+                x = np.linspace(0.0, 1.0, ov + 2, dtype=np.float32)[1:-1, None]
+                w = x * x * (3 - 2 * x)  # smoothstep: the blend starts and ends with zero slope
                 out[start:done] = _blend(out[start:done], res[:ov], w)
             out[start + ov : start + length] = res[ov:]
             done = start + length
@@ -439,8 +441,17 @@ def condition_arrays(cond: Conditions, total: int) -> dict[str, np.ndarray]:
             mask = np.repeat(mask[:, None], 21, axis=1)
         if m == "mano" and mask.ndim != 1:
             raise UserError(f"conditions: 'mano_mask' must have shape ({total},), got {mask.shape}")
+        if m == "kp2d":
+            _check_normalised(arr, mask)
         if m == "kp2d" and cond.kp2d_conf is not None:
-            mask = mask & (cond.kp2d_conf > 0)
+            conf = np.asarray(cond.kp2d_conf, np.float32)
+            if conf.shape != arr.shape[:2]:
+                raise UserError(f"conditions: 'kp2d_conf' has shape {conf.shape}, expected {arr.shape[:2]}")
+            if not np.all((conf >= 0) & (conf <= 1)):
+                bad = conf[~((conf >= 0) & (conf <= 1))][0]
+                raise UserError(f"conditions: 'kp2d_conf' holds {bad:g}; confidences are expected in [0, 1]")
+            mask = mask & (conf > 0)
+            out["kp2d_conf"] = conf
         out[m], out[f"{m}_mask"] = arr, mask
     if "kp2d" in out:
         size = np.asarray(cond.image_size if cond.image_size is not None else DEFAULT_IMAGE_SIZE, dtype=np.float32)
@@ -453,6 +464,21 @@ def condition_arrays(cond: Conditions, total: int) -> dict[str, np.ndarray]:
             K = cond.K
         out["K"], out["image_size"] = np.asarray(K, np.float32), size
     return out
+
+
+#: Normalised 2D keypoints further than this outside [0, 1] cannot be image observations.
+_KP2D_RANGE = (-2.0, 3.0)
+
+
+def _check_normalised(kp2d: np.ndarray, mask: np.ndarray) -> None:
+    """2D keypoints must be normalised by (W, H); values far beyond [0, 1] are pixels given by mistake."""
+    used = kp2d[mask]
+    if used.size and (used.max() > _KP2D_RANGE[1] or used.min() < _KP2D_RANGE[0]):
+        worst = float(used.max() if used.max() > _KP2D_RANGE[1] else used.min())
+        raise UserError(
+            f"conditions: 'kp2d' holds {worst:g}, but 2D keypoints are normalised to [0, 1] by the image size "
+            "(W, H); pixels? divide them by (W, H) (Conditions.from_pixels does it)"
+        )
 
 
 def _mirror_arrays(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

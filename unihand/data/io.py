@@ -216,6 +216,15 @@ class Conditions(_NpzRecord):
     image_size: np.ndarray | None = None
     extra: dict[str, np.ndarray] = field(default_factory=dict)
 
+    @classmethod
+    def from_pixels(cls, kp2d_px: np.ndarray, image_size: tuple[int, int] | np.ndarray, **kwargs: Any) -> "Conditions":
+        """2D keypoints in pixels (N, 21, 2) -> normalised by ``image_size`` (W, H); other fields as given."""
+        size = np.asarray(image_size, dtype=np.float64).reshape(2)
+        if not np.all(size > 0):
+            raise UserError(f"image_size {size.tolist()}: expected two positive numbers (W, H)")
+        kp = (np.asarray(kp2d_px, dtype=np.float64) / size).astype(np.float32)
+        return cls(kp2d=kp, image_size=size.astype(np.int64), **kwargs)
+
     def modalities(self) -> list[str]:
         return [m for m in CONDITION_SHAPES if getattr(self, m) is not None]
 

@@ -5,12 +5,16 @@
   unconditional sample, which is all a per-frame method can do for them.
 - linear interpolation: known frames' MANO parameters interpolated over the missing ones
   (rotations by spherical interpolation, the rest linearly; ends held constant).
+- per-frame PnP (issue 11, the real-video baseline): the detector's hand-centred metric 3D
+  landmarks (MediaPipe's world landmarks) placed in the camera by ``cv2.solvePnP`` (SQPnP) against
+  its own 2D landmarks, frame by frame; optionally Savitzky-Golay smoothed over time.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+from scipy.signal import savgol_filter
 from scipy.spatial.transform import Rotation, Slerp
 
 from unihand.pipeline import UniHand
@@ -51,3 +55,34 @@ def interpolate(mano: np.ndarray, known: np.ndarray) -> np.ndarray:
     for c in range(48, 61):
         out[:, c] = np.interp(q, idx, mano[idx, c])
     return out.astype(np.float32)
+
+
+def pnp_world_landmarks(world: np.ndarray, keypoints: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Per-frame baseline: (N, 21, 3) metric landmarks + (N, 21, 2) pixels -> camera-frame joints (N, 21, 3).
+
+    Frames whose landmarks are missing (NaN) stay NaN.
+    """
+    import cv2
+
+    out = np.full(world.shape, np.nan)
+    K = np.asarray(K, np.float64)
+    for i in range(len(world)):
+        if not (np.all(np.isfinite(world[i])) and np.all(np.isfinite(keypoints[i]))):
+            continue
+        obj = world[i].astype(np.float64)
+        ok, rvec, tvec = cv2.solvePnP(obj, keypoints[i].astype(np.float64), K, None, flags=cv2.SOLVEPNP_SQPNP)
+        if ok:
+            out[i] = obj @ cv2.Rodrigues(rvec)[0].T + tvec[:, 0]
+    return out
+
+
+def savgol_smooth(joints: np.ndarray, window: int = 9, order: int = 2) -> np.ndarray:
+    """Savitzky-Golay smoothing of (N, ...) joints along time, run by run of finite frames (runs
+    shorter than ``window`` are kept as they are)."""
+    out = np.array(joints, np.float64)
+    ok = np.isfinite(out.reshape(len(out), -1)).all(1)
+    edges = np.flatnonzero(np.diff(np.r_[0, ok.astype(int), 0]))
+    for a, b in zip(edges[::2], edges[1::2]):
+        if b - a >= window:
+            out[a:b] = savgol_filter(out[a:b], window, order, axis=0)
+    return out

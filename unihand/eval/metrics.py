@@ -40,6 +40,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from unihand.geometry.alignment import apply_similarity, procrustes_align, umeyama
+from unihand.hand.joints import OPENPOSE_PARENTS
 
 MM = 1000.0
 #: PCK thresholds of AUC_J in mm.
@@ -54,6 +55,8 @@ BUCKETS = {"0-25": (0.0, 0.25), "25-50": (0.25, 0.5), "50-75": (0.5, 0.75), "75-
 #: Metrics with one value per frame (breakdowns, frame-weighted aggregation); the F-scores only with meshes.
 VERTEX_METRICS = tuple(F_THRESHOLDS_MM)
 FRAME_METRICS = ("mpjpe", "pa_mpjpe", "auc_j", *VERTEX_METRICS)
+_CHILDREN = [j for j, p in enumerate(OPENPOSE_PARENTS) if p >= 0]
+_PARENTS = [OPENPOSE_PARENTS[j] for j in _CHILDREN]
 #: Metrics of a whole sequence (means over sequences).
 SEQUENCE_METRICS = ("g_mpjpe", "ga_mpjpe", "acc_err")
 
@@ -165,6 +168,37 @@ def acc_err(pred: np.ndarray, gt: np.ndarray, fps: float) -> float | None:
         return None
     acc = lambda x: x[:-2] - 2.0 * x[1:-1] + x[2:]  # noqa: E731
     return float(np.linalg.norm(acc(pred) - acc(gt), axis=-1).mean() * fps**2)
+
+
+def joint_acceleration(joints: np.ndarray, fps: float) -> np.ndarray:
+    """Per interior frame and joint, the norm of the second finite difference times ``fps**2`` (N - 2, J), m/s^2."""
+    x = np.asarray(joints, np.float64)
+    return np.linalg.norm(x[:-2] - 2.0 * x[1:-1] + x[2:], axis=-1) * fps**2
+
+
+def window_join_ratio(joints: np.ndarray, fps: float, window: int, overlap: int, radius: int = 2) -> float:
+    """Seams of windowed generation: the largest joint acceleration within ``radius`` frames of a window
+    join (where one window's overlap starts and where it ends) over the 95th percentile elsewhere.
+
+    Windows as :meth:`unihand.pipeline.UniHand.generate` lays them out (``window`` frames, each next one
+    ``window - overlap`` later, the last one flush with the end); the per-frame acceleration is the
+    largest over the joints. 1 or less: joins are no rougher than the rest.
+    """
+    n = len(joints)
+    if n <= window:
+        raise ValueError(f"a {n}-frame sequence fits one {window}-frame window: it has no joins")
+    acc = joint_acceleration(joints, fps).max(-1)  # interior frames 1 .. n - 2
+    starts = list(range(0, n - window, window - overlap)) + [n - window]
+    joins = {f for a, b in zip(starts[:-1], starts[1:]) for j in (b, a + window)
+             for f in range(j - radius, j + radius + 1)}
+    at = np.isin(np.arange(1, n - 1), sorted(joins))
+    return float(acc[at].max() / np.percentile(acc[~at], 95))
+
+
+def bone_lengths(joints: np.ndarray) -> np.ndarray:
+    """(N, 21, 3) joints -> (N, 20) lengths of the skeleton's bones (OpenPose tree), metres."""
+    x = np.asarray(joints, np.float64)
+    return np.linalg.norm(x[..., _CHILDREN, :] - x[..., _PARENTS, :], axis=-1)
 
 
 def bucket_masks(values: np.ndarray) -> dict[str, np.ndarray]:

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 from typing import Literal
 
+import numpy as np
 import torch
 
+from unihand.errors import UserError
 from unihand.geometry.rotations import Array, accepts_numpy, compose_axis_angle
 
 Frame = Literal["world", "camera"]
@@ -112,3 +114,23 @@ def mano_to_canonical(
     :func:`points_to_canonical` for ``source``.
     """
     return transform_mano(global_orient, transl, _to_canonical(T_world_from_cam, source), root)
+
+
+def check_camera_poses(poses: Array, num_frames: int, where: str = "camera_poses") -> np.ndarray:
+    """Validate per-frame camera poses T_cano_from_cam (N, 4, 4): finite, rigid, N frames; float64 copy.
+
+    Raises a one-line :class:`~unihand.errors.UserError` naming ``where`` and what is wrong.
+    """
+    arr = np.asarray(poses.detach().cpu() if isinstance(poses, torch.Tensor) else poses)
+    if arr.shape != (num_frames, 4, 4):
+        raise UserError(f"{where}: shape {arr.shape}, expected ({num_frames}, 4, 4) (T_cano_from_cam, one per frame)")
+    if not np.issubdtype(arr.dtype, np.number) or not np.all(np.isfinite(arr)):
+        raise UserError(f"{where}: expected finite numbers (T_cano_from_cam (N, 4, 4))")
+    arr = arr.astype(np.float64)
+    rot = arr[:, :3, :3]
+    ortho = np.abs(rot @ rot.transpose(0, 2, 1) - np.eye(3)).max(axis=(1, 2))
+    bad = np.flatnonzero((ortho > 1e-3) | (np.linalg.det(rot) < 0) | (np.abs(arr[:, 3] - [0, 0, 0, 1]).max(axis=1) > 1e-6))
+    if bad.size:
+        raise UserError(f"{where}: frame {int(bad[0])} is not a rigid transform (rotation with det +1, last row 0 0 0 1)"
+                        f"; {bad.size} such frame(s)")
+    return arr

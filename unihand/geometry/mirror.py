@@ -117,3 +117,12 @@ def mirror_intrinsics(K: Array, width: int) -> Array:
     out[..., 0, 1] = -K[..., 0, 1]
     out[..., 0, 2] = (w - 1) - K[..., 0, 2]
     return out
+
+
+def mirror_camera_poses(T: Array) -> Array:
+    """Camera poses (..., 4, 4) of the x-mirrored scene (both the canonical frame and each camera mirrored)."""
+    flip = np.diag([-1.0, 1.0, 1.0, 1.0])
+    if isinstance(T, torch.Tensor):
+        f = torch.as_tensor(flip, dtype=T.dtype, device=T.device)
+        return f @ T @ f
+    return flip @ np.asarray(T) @ flip

@@ -156,15 +156,22 @@ class KinematicHand(nn.Module):
         """Forward kinematics: ``global_orient`` (..., 3), ``hand_pose`` (..., 45) axis-angle,
         ``betas`` (..., 10), ``transl`` (..., 3); any may be ``None`` (zeros)."""
         like, lead = batch_spec(global_orient, hand_pose, betas, transl, default=self.rest_offsets)
-        rot = pose_rotmats(global_orient, hand_pose, like, lead)
-        off = self.offsets(betas, like).expand(*lead, 21, 3)
+        return self.forward_rotations(pose_rotmats(global_orient, hand_pose, like, lead), betas, transl)
 
+    def forward_rotations(
+        self, rotations: torch.Tensor, betas: torch.Tensor | None = None, transl: torch.Tensor | None = None,
+    ) -> HandOutput:
+        """Forward kinematics from local rotation matrices (..., 16, 3, 3) (row 0: global orientation)."""
+        like = torch.zeros((), dtype=rotations.dtype, device=rotations.device)
+        lead = torch.broadcast_shapes(rotations.shape[:-3], *(t.shape[:-1] for t in (betas, transl) if t is not None))
+        rot = rotations.expand(*lead, 16, 3, 3)
+        off = self.offsets(betas, like).expand(*lead, 21, 3)
         root = off[..., 0, :] if transl is None else off[..., 0, :] + transl.to(like)
         rot_glob, joints16 = forward_kinematics(rot, off[..., :16, :], root)
         last = [r + 2 for r in FINGER_ROOTS]
         tips = joints16[..., last, :] + (rot_glob[..., last, :, :] @ off[..., list(TIP_OF_FINGER), :, None])[..., 0]
         ext = torch.cat([joints16, tips], -2)
-        return HandOutput(joints=ext[..., list(_TO_OPENPOSE), :], joints16=joints16)
+        return HandOutput(joints=ext[..., list(_TO_OPENPOSE), :], joints16=joints16, rotations=rot_glob)
 
 
 def forward_kinematics(

@@ -266,7 +266,15 @@ class ManoHand(nn.Module):
         """LBS: ``global_orient`` (..., 3), ``hand_pose`` (..., 45) axis-angle (flat-hand mean),
         ``betas`` (..., 10), ``transl`` (..., 3); any may be ``None`` (zeros)."""
         like, lead = batch_spec(global_orient, hand_pose, betas, transl, default=self.v_template)
-        rot = pose_rotmats(global_orient, hand_pose, like, lead)  # (..., 16, 3, 3)
+        return self.forward_rotations(pose_rotmats(global_orient, hand_pose, like, lead), betas, transl)
+
+    def forward_rotations(
+        self, rotations: torch.Tensor, betas: torch.Tensor | None = None, transl: torch.Tensor | None = None,
+    ) -> HandOutput:
+        """LBS from local rotation matrices (..., 16, 3, 3) (row 0: global orientation)."""
+        like = torch.zeros((), dtype=rotations.dtype, device=rotations.device)
+        lead = torch.broadcast_shapes(rotations.shape[:-3], *(t.shape[:-1] for t in (betas, transl) if t is not None))
+        rot = rotations.expand(*lead, 16, 3, 3)
         v_shaped, rest = self._shaped(betas, like)
         v_shaped, rest = v_shaped.expand(*lead, NUM_VERTICES, 3), rest.expand(*lead, 16, 3)
 
@@ -283,4 +291,4 @@ class ManoHand(nn.Module):
 
         tips = vertices[..., list(FINGERTIP_VERTEX_IDS), :]
         joints = torch.cat([joints16, tips], -2)[..., list(MANO_TO_OPENPOSE), :]
-        return HandOutput(joints=joints, joints16=joints16, vertices=vertices)
+        return HandOutput(joints=joints, joints16=joints16, vertices=vertices, rotations=rot_glob)

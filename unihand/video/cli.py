@@ -50,6 +50,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads for generation (0: torch's default); one thread is fastest for the "
                         "small model on a few cores, more only pay off for the paper-size model")
+    p.add_argument("--refine", choices=("on", "off"), default="on",
+                   help="refine the generated motion against the detected keypoints (off: the pure diffusion "
+                        "sample, for ablations)")
     p.add_argument("--no-render", action="store_true", help="write only the motion files and summaries")
     p.add_argument("--quiet", action="store_true", help="no progress bars or messages")
     p.set_defaults(func=run)
@@ -89,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
             args.video, args.output, hands=args.hands, intrinsics=args.intrinsics, fov=args.fov,
             checkpoint=args.checkpoint, device=args.device, start=args.start, end=args.end, fps=args.fps,
             steps=args.steps, cfg_scale=args.cfg_scale, seed=args.seed, conf_threshold=args.conf_threshold,
-            detect_scale=args.detect_scale, render=not args.no_render, progress=False if args.quiet else None,
+            detect_scale=args.detect_scale, render=not args.no_render, refine=args.refine == "on",
+            progress=False if args.quiet else None,
             mano_dir=args.mano_dir, backbone_path=args.backbone_path, log=say,
         )
     for side, r in res.hands.items():

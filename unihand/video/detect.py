@@ -34,6 +34,7 @@ class Detection:
     right_prob: float  # P(right hand), corrected for a non-mirrored video
     score: float  # MediaPipe's handedness score (certainty of its label)
     depth: np.ndarray | None = None  # (21,) MediaPipe's relative z (same scale as x pixels), optional
+    world: np.ndarray | None = None  # (21, 3) MediaPipe's world landmarks: metres, hand-centred, camera axes
 
     @property
     def is_right(self) -> bool:
@@ -138,7 +139,8 @@ class HandDetector:
             return []
         self._quiet = False
         out = []
-        for lms, hd in zip(res.multi_hand_landmarks, res.multi_handedness):
+        worlds = res.multi_hand_world_landmarks or [None] * len(res.multi_hand_landmarks)
+        for lms, hd, wl in zip(res.multi_hand_landmarks, res.multi_handedness, worlds):
             arr = np.array([(p.x, p.y, p.z) for p in lms.landmark], dtype=np.float64)
             # MediaPipe's normalised coords span the image edges [0, 1]; ours have integer pixel
             # centres (geometry.camera), hence the half-pixel shift. Resolution independent.
@@ -151,6 +153,7 @@ class HandDetector:
             det = Detection(
                 keypoints=kp.astype(np.float32), confidence=np.ones(21, np.float32), right_prob=right_prob,
                 score=float(cls.score), depth=(arr[:, 2] * w).astype(np.float32),
+                world=None if wl is None else np.array([(p.x, p.y, p.z) for p in wl.landmark], np.float32),
             )
             det.confidence = outside_confidence(det.keypoints, w, h, det.scale)
             out.append(det)

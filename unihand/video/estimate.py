@@ -305,12 +305,13 @@ def _json_default(o: Any) -> Any:
 
 def _generate(
     model: Any, cond: Conditions, steps: int | None, cfg_scale: float | None, seed: int, frames: np.ndarray | None,
-    progress: bool | None = None,
+    progress: bool | None = None, refine: bool = True, camera_poses: np.ndarray | None = None,
 ) -> Motion:
     extra = {} if frames is None else {"frames": frames}  # the pipeline mirrors them for a left hand
     if progress is not False:
         extra["progress"] = True
-    return model.generate(cond, steps=steps, cfg_scale=cfg_scale, seed=seed, **extra)
+    return model.generate(cond, steps=steps, cfg_scale=cfg_scale, seed=seed, refine=refine,
+                          camera_poses=camera_poses, **extra)
 
 
 def estimate_video(
@@ -331,6 +332,7 @@ def estimate_video(
     conf_threshold: float = CONF_THRESHOLD,
     detect_scale: float = 1.0,
     render: bool = True,
+    refine: bool = True,
     progress: bool | None = None,
     model: Any = None,
     detector: Detector | None = None,
@@ -342,7 +344,8 @@ def estimate_video(
     """Run the whole video path; see the module docstring. ``outdir=None`` writes nothing.
 
     ``model`` / ``detector`` replace the checkpoint's model / MediaPipe (tests, demo);
-    ``render=False`` skips the overlay, plot, viewer and BVH (the motion and summary are written).
+    ``render=False`` skips the overlay, plot, viewer and BVH (the motion and summary are written);
+    ``refine=False`` keeps the pure diffusion sample (no refinement against the keypoints: ablations).
     """
     if hands not in HAND_CHOICES:
         raise UserError(f"--hands {hands!r}: choose left, right or both")
@@ -386,14 +389,16 @@ def estimate_video(
             say(f"{side} hand seen in only {tracks[side].num_detected} of {n} frames: skipped "
                 f"(--hands {side} estimates it anyway)")
             del tracks[side]
-    if camera_poses is not None and len(camera_poses) != n:
-        raise ValueError(f"camera_poses has {len(camera_poses)} frames, the clip {n}")
+    if camera_poses is not None:
+        from unihand.geometry.canonical import check_camera_poses
+
+        camera_poses = check_camera_poses(camera_poses, n)
     results: dict[str, HandResult] = {}
     for side, track in tracks.items():
         cond = track_conditions(track, K, info.image_size, info.fps, conf_threshold)
         say(f"{side} hand: detected in {track.num_detected}/{n} frames; generating")
         with timings(f"generate_{side}"):
-            motion = _generate(model, cond, steps, cfg_scale, seed, frames, progress)
+            motion = _generate(model, cond, steps, cfg_scale, seed, frames, progress, refine, camera_poses)
         motion.is_right = track.is_right
         motion.fps = float(info.fps)
         motion.K = np.asarray(K, np.float32)
@@ -416,7 +421,7 @@ def estimate_video(
             "reprojection_error_px": reproj,
             "reprojection_note": "static camera assumed" if camera_poses is None else "known camera poses",
             "model": {"checkpoint": str(checkpoint) if checkpoint else "shipped", "device": str(device),
-                      "steps": steps, "cfg_scale": cfg_scale, "seed": seed,
+                      "steps": steps, "cfg_scale": cfg_scale, "seed": seed, "refine": refine,
                       "conditions": ["kp2d"] + (["vision"] if vision else [])},
             "canonical_frame": f"camera of frame {info.start}",
         }

@@ -39,6 +39,7 @@ class HandTrack:
     detected: np.ndarray  # (N,) bool
     right_prob: np.ndarray  # (N,) per-frame P(right) from the detector, NaN where not detected
     tracklets: list[tuple[int, int]] = field(default_factory=list)  # (first, last) frame of each fragment
+    world: np.ndarray | None = None  # (N, 21, 3) the detector's hand-centred metric 3D landmarks, NaN where absent
 
     @property
     def is_right(self) -> bool:
@@ -174,10 +175,14 @@ def track_hands(
         kp = np.full((n, 21, 2), np.nan, np.float32)
         conf = np.zeros((n, 21), np.float32)
         rp = np.full(n, np.nan, np.float32)
+        world = np.full((n, 21, 3), np.nan, np.float32)
         for t, (_, d) in owner[side].items():
             kp[t], conf[t], rp[t] = d.keypoints, d.confidence, d.right_prob
+            if d.world is not None:
+                world[t] = d.world
         det = np.isfinite(kp[:, 0, 0])
         conf = conf * _temporal_confidence(np.nan_to_num(kp), det)
         spans = sorted((tr.frames[0], tr.frames[-1]) for tr in assigned[side])
-        out[side] = HandTrack(side, kp, conf, det, rp, spans)
+        has_world = np.isfinite(world[:, 0, 0]).any()
+        out[side] = HandTrack(side, kp, conf, det, rp, spans, world if has_world else None)
     return out

@@ -1,0 +1,1 @@
+"""Observation-consistent refinement of generated motion (see :mod:`unihand.refine.refiner`)."""

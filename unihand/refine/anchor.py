@@ -1,0 +1,135 @@
+"""Rigid re-anchoring of the diffusion sample on the evidence: the refinement's starting point.
+
+Gauss-Newton converges from nearby; a sample whose hand sits tens of pixels beside the detected
+one, at a wrong depth, is not nearby. Each frame's hand (its articulation as sampled) is therefore
+first placed rigidly: by OpenCV's PnP (iterative, from the sample's own placement) on frames with
+enough 2D keypoints, by a Kabsch fit on frames with 3D keypoints, and exactly on frames with given
+MANO. Frames with none of these get the rigid correction of their anchored neighbours,
+interpolated in time (slerp of the rotation, lerp of the translation; held beyond the ends), so
+the starting motion is as continuous as the sample.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+from scipy.spatial.transform import Rotation, Slerp
+from torch import nn
+
+from unihand.geometry.alignment import umeyama
+from unihand.geometry.rotations import axis_angle_to_rot6d, rot6d_to_axis_angle
+from unihand.refine.kinematics import PoseState, pose_joints
+from unihand.refine.objective import Observations
+
+#: Fewest confident 2D keypoints a frame needs for a PnP placement.
+MIN_PNP_JOINTS = 6
+
+
+def spread_given_mano(mano: np.ndarray, given: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """(N, 61) sample -> the same with ``given`` on the ``known`` frames and the difference to the sample
+    (6D rotations, betas, translation) interpolated linearly over the frames between them (held beyond
+    the first and last), so no jump appears at the edges of a gap."""
+    idx = np.flatnonzero(known)
+    if idx.size == 0:
+        return mano
+    gen, tgt = _features(np.asarray(mano, np.float64)), _features(np.asarray(given, np.float64))
+    offset = tgt[idx] - gen[idx]
+    t = np.arange(mano.shape[0])
+    spread = np.stack([np.interp(t, idx, offset[:, c]) for c in range(offset.shape[1])], axis=1)
+    feat = gen + spread
+    rot = rot6d_to_axis_angle(feat[:, :96].reshape(-1, 16, 6)).reshape(-1, 48)
+    return np.concatenate([rot, feat[:, 96:]], axis=1).astype(np.float32)
+
+
+def _features(mano: np.ndarray) -> np.ndarray:
+    rot = axis_angle_to_rot6d(mano[:, :48].reshape(-1, 16, 3)).reshape(-1, 96)
+    return np.concatenate([rot, mano[:, 48:]], axis=1)
+
+
+def anchor(hand: nn.Module, state: PoseState, obs: Observations) -> PoseState:
+    """``state`` with each frame's rigid placement fitted to its observations (see the module doc)."""
+    n = state.rot.shape[0]
+    joints, _ = pose_joints(hand, state, jacobian=False)
+    wrist = joints[:, 0].numpy()
+    local = (joints - joints[:, :1]).numpy()  # joints about the wrist, in camera axes
+    rot = state.rot.numpy().copy()
+    new_wrist = wrist.copy()
+    done = np.zeros(n, dtype=bool)
+    if obs.kp2d is not None:
+        _pnp(local, wrist, obs, rot, new_wrist, done, state.rot.numpy())
+    if obs.kp3d is not None:
+        _kabsch(local, obs, rot, new_wrist, done, state.rot.numpy())
+    if obs.mano is not None and obs.mano_mask is not None and bool(obs.mano_mask.any()):
+        given = PoseState.from_mano(obs.mano.numpy(), betas=state.betas.numpy())
+        m = obs.mano_mask.numpy()
+        g_joints, _ = pose_joints(hand, given.frames(torch.from_numpy(m)), jacobian=False)
+        rot[m] = given.rot.numpy()[m]
+        new_wrist[m] = g_joints[:, 0].numpy()
+        done |= m
+    if not done.any():
+        return state
+    correction = Rotation.from_matrix(rot) * Rotation.from_matrix(state.rot.numpy()).inv()
+    shift = new_wrist - wrist
+    idx = np.flatnonzero(done)
+    t = np.clip(np.arange(n), idx[0], idx[-1]).astype(np.float64)
+    if idx.size == 1:
+        corr = Rotation.from_quat(np.repeat(correction[idx].as_quat(), n, axis=0))
+        shifts = np.repeat(shift[idx], n, axis=0)
+    else:
+        corr = Slerp(idx.astype(np.float64), correction[idx])(t)
+        shifts = np.stack([np.interp(t, idx, shift[idx, c]) for c in range(3)], axis=1)
+    corr = corr.as_matrix()
+    new_rot = corr @ state.rot.numpy()
+    # the wrist moves by the shift; the MANO translation follows (the wrist is the rotation's pivot)
+    transl = state.transl.numpy() + shifts
+    return PoseState(torch.from_numpy(new_rot), state.angles, torch.from_numpy(transl), state.betas)
+
+
+def _pnp(local: np.ndarray, wrist: np.ndarray, obs: Observations, rot: np.ndarray, new_wrist: np.ndarray,
+         done: np.ndarray, rot0: np.ndarray) -> None:
+    """PnP per frame: the sampled hand (rotation about its wrist + wrist position) onto the 2D keypoints."""
+    K = obs.K.numpy()
+    kp, w = obs.kp2d.numpy(), obs.kp2d_weight.numpy()
+    cam_r, cam_t = (m.numpy() for m in obs.camera(len(local)))
+    for i in range(len(local)):
+        vis = np.flatnonzero(w[i] > 0)
+        if vis.size < MIN_PNP_JOINTS:
+            continue
+        # the hand's joints in its own frame (the sampled rotation undone), as PnP's object points
+        obj = local[i, vis] @ rot0[i]
+        r_cam = cam_r[i] @ rot0[i]
+        rvec, _ = cv2.Rodrigues(r_cam)
+        tvec = (cam_r[i] @ wrist[i] + cam_t[i]).reshape(3, 1)
+        img = kp[i, vis].astype(np.float64)
+        best = None
+        # from the sample's own placement, and the global SQPnP solution: the one that reprojects better
+        for flags, guess in ((cv2.SOLVEPNP_ITERATIVE, True), (cv2.SOLVEPNP_SQPNP, False)):
+            ok, r, t = cv2.solvePnP(obj, img, K, None, rvec.copy(), tvec.copy(), useExtrinsicGuess=guess, flags=flags)
+            if not ok or not np.all(np.isfinite(t)) or t[2, 0] <= 0.05:
+                continue
+            err = np.linalg.norm(cv2.projectPoints(obj, r, t, K, None)[0][:, 0] - img, axis=-1)
+            score = float(np.median(err))
+            if best is None or score < best[0]:
+                best = (score, r, t)
+        if best is None:
+            continue
+        _, rvec, tvec = best
+        rot[i] = cam_r[i].T @ cv2.Rodrigues(rvec)[0]  # hand frame -> canonical
+        new_wrist[i] = cam_r[i].T @ (tvec[:, 0] - cam_t[i])
+        done[i] = True
+
+
+def _kabsch(local: np.ndarray, obs: Observations, rot: np.ndarray, new_wrist: np.ndarray, done: np.ndarray,
+            rot0: np.ndarray) -> None:
+    """Rigid fit per frame of the sampled hand onto given 3D keypoints (frames without 2D placement)."""
+    k3, w = obs.kp3d.numpy(), obs.kp3d_weight.numpy()
+    for i in range(len(local)):
+        vis = np.flatnonzero(w[i] > 0)
+        if vis.size < 3:
+            continue
+        src = local[i, vis] @ rot0[i]  # hand frame, wrist at the origin
+        _, r, tr = umeyama(src, k3[i, vis], scale=False)
+        rot[i] = r
+        new_wrist[i] = tr
+        done[i] = True

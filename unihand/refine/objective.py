@@ -1,0 +1,313 @@
+"""The refinement objective: observation terms, prior terms, and their Gauss-Newton normal equations.
+
+Every term is a weighted sum of squared residuals (the 2D term robustly, Geman-McClure through
+iteratively re-weighted least squares). Weights are written as the standard deviation a residual
+is expected to have (``1 / sigma**2``), so each is in the residual's own unit:
+
+- **2D reprojection** (metres at the hand): pixel error x (depth / focal length), so a pixel counts
+  for what it means at the hand's distance and the term balances the metric ones whatever the
+  resolution; confidence-weighted, Geman-McClure with scale ``robust_2d`` (outliers beyond it pull
+  less and less), through each frame's camera when camera poses are known;
+- **3D keypoints** (metres) and **MANO parameters** on the frames where they are given (angles,
+  global rotation and translation; tight, so given frames come back as given);
+- **learned prior**: stay near the diffusion sample (finger angles, global rotation, translation),
+  the form chosen in docs/design.md ("Refinement");
+- **smoothness**: joint accelerations (m/s^2) and finger-angle accelerations (rad/s^2);
+- **joint limits** (:data:`unihand.hand.anatomy.JOINT_LIMITS`, one-sided);
+- **shape**: ``betas ~ N(0, sigma_betas^2)``; one shape per sequence (the solver's shape stage).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import roma
+import torch
+from torch import nn
+
+from unihand.hand.anatomy import JOINT_LIMITS
+from unihand.refine.kinematics import ANGLES, FRAME_DIM, FREE_ANGLES, PoseState, pose_joints
+
+#: Nearest depth (m) the 2D term's Jacobian uses; points closer than this are not pulled through the lens.
+MIN_DEPTH = 0.05
+
+
+@dataclass
+class RefineConfig:
+    """Weights (as expected residual sizes) and solver settings of the refinement."""
+
+    sigma_2d: float = 0.005  # m at the hand: typical detector error
+    robust: str = "gm"  # 2D kernel: "gm" (Geman-McClure) or "huber"
+    robust_2d: float = 0.01  # m at the hand: the kernel's scale
+    sigma_3d: float = 0.002  # m
+    sigma_mano_rot: float = 1e-3  # rad, given MANO frames
+    sigma_mano_transl: float = 1e-3  # m
+    sigma_mano_betas: float = 0.01  # the shape of given MANO frames
+    sigma_prior_angles: float = 0.6  # rad, finger angles from the diffusion sample
+    sigma_prior_rot: float = 1.0  # rad, global orientation from the diffusion sample
+    sigma_prior_transl: float = 0.3  # m
+    sigma_accel: float = 3.0  # m/s^2, joint acceleration
+    sigma_angle_accel: float = 50.0  # rad/s^2, finger-angle acceleration
+    sigma_limit: float = 0.01  # rad beyond a joint limit
+    sigma_betas: float = 1.0
+    iterations: int = 12  # Levenberg-Marquardt iterations per chunk
+    shape_iterations: int = 5
+    shape_frames: int = 24  # frames the shape is fitted on (spread over the sequence)
+    joint_shape: bool = False
+    chunk: int = 512  # frames solved at once (memory is bounded by one chunk)
+    overlap: int = 32  # frames shared by consecutive chunks
+
+
+@dataclass
+class Observations:
+    """What the refinement fits, in the right-hand space the model works in (float64 tensors)."""
+
+    fps: float
+    num_frames: int
+    kp2d: torch.Tensor | None = None  # (N, 21, 2) pixels
+    kp2d_weight: torch.Tensor | None = None  # (N, 21) confidence (0: not observed)
+    K: torch.Tensor | None = None  # (3, 3)
+    cam_from_cano: torch.Tensor | None = None  # (N, 4, 4); None: static camera (identity)
+    kp3d: torch.Tensor | None = None  # (N, 21, 3) canonical
+    kp3d_weight: torch.Tensor | None = None  # (N, 21)
+    mano: torch.Tensor | None = None  # (N, 61)
+    mano_mask: torch.Tensor | None = None  # (N,) bool
+
+    def frames(self, idx: slice | torch.Tensor) -> "Observations":
+        pick = lambda t: None if t is None else t[idx]  # noqa: E731
+        n = int(torch.arange(self.num_frames)[idx].numel())
+        return Observations(self.fps, n, pick(self.kp2d), pick(self.kp2d_weight), self.K, pick(self.cam_from_cano),
+                            pick(self.kp3d), pick(self.kp3d_weight), pick(self.mano), pick(self.mano_mask))
+
+    def camera(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, 3, 3) rotation and (N, 3) translation, canonical -> each frame's camera."""
+        if self.cam_from_cano is None:
+            return torch.eye(3, dtype=torch.float64).expand(n, 3, 3), torch.zeros(n, 3, dtype=torch.float64)
+        return self.cam_from_cano[:, :3, :3], self.cam_from_cano[:, :3, 3]
+
+
+def robust(r2: torch.Tensor, scale: float, kind: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Robust cost of squared residuals and its IRLS weight (d cost / d r2): Geman-McClure
+    ``s^2 r^2 / (s^2 + r^2)`` or Huber (``r^2`` within ``s``, ``2 s |r| - s^2`` beyond)."""
+    s2 = scale**2
+    if kind == "gm":
+        return s2 * r2 / (s2 + r2), (s2 / (s2 + r2)).pow(2)
+    if kind == "huber":
+        r = r2.clamp_min(1e-30).sqrt()
+        inside = r <= scale
+        return torch.where(inside, r2, 2 * scale * r - s2), torch.where(inside, torch.ones_like(r), scale / r)
+    raise ValueError(f"unknown robust kernel {kind!r} (choose gm or huber)")
+
+
+def _gram(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Batched ``a^T b`` (N, R, P) x (N, R, Q) -> (N, P, Q), in float32 (the normal equations only steer
+    the step: the cost that accepts it is float64) and back."""
+    return (a.transpose(1, 2).float() @ b.float()).double()
+
+
+class Normal:
+    """Gauss-Newton normal equations of N frames: block-banded (blocks of FRAME_DIM) plus one shape."""
+
+    def __init__(self, n: int, shape: bool = False, banded: bool = True) -> None:
+        p = FRAME_DIM
+        z = lambda *s: torch.zeros(*s, dtype=torch.float64)  # noqa: E731
+        self.diag, self.grad = z(n, p, p), z(n, p)
+        self.off = [z(max(n - 1, 0), p, p), z(max(n - 2, 0), p, p)] if banded else None
+        self.shape_hess, self.shape_grad, self.cross = (z(10, 10), z(10), z(n, p, 10)) if shape else (None, None, None)
+
+    def add(self, r: torch.Tensor, jac: torch.Tensor, w: torch.Tensor, jac_shape: torch.Tensor | None = None) -> None:
+        """Per-frame residuals ``r`` (N, R) with Jacobian (N, R, FRAME_DIM), weights (N, R), shape Jacobian (N, R, 10)."""
+        wj = jac * w[..., None]
+        self.diag += _gram(wj, jac)
+        self.grad += (wj * r[..., None]).sum(1)
+        if self.cross is not None and jac_shape is not None:
+            self.cross += wj.transpose(1, 2) @ jac_shape
+            ws = jac_shape * w[..., None]
+            self.shape_hess += torch.einsum("nra,nrb->ab", ws, jac_shape)
+            self.shape_grad += (ws * r[..., None]).sum((0, 1))
+
+    def predicted_decrease(self, d_pose: torch.Tensor, d_shape: torch.Tensor | None = None) -> float:
+        """Decrease of the cost the Gauss-Newton model predicts for a step: ``-(2 g.d + d^T H d)``."""
+        quad = torch.einsum("na,nab,nb->", d_pose, self.diag, d_pose)
+        lin = (self.grad * d_pose).sum()
+        if self.off is not None:
+            quad = quad + 2 * torch.einsum("na,nab,nb->", d_pose[:-1], self.off[0], d_pose[1:])
+            quad = quad + 2 * torch.einsum("na,nab,nb->", d_pose[:-2], self.off[1], d_pose[2:])
+        if d_shape is not None and self.shape_hess is not None:
+            quad = quad + 2 * torch.einsum("na,nab,b->", d_pose, self.cross, d_shape) + d_shape @ self.shape_hess @ d_shape
+            lin = lin + self.shape_grad @ d_shape
+        return float(-(2 * lin + quad))
+
+    def add_direct(self, r: torch.Tensor, w: torch.Tensor, cols: slice = slice(None)) -> None:
+        """Residuals that are the update's own entries ``cols`` (Jacobian: identity), weights (N, R)."""
+        idx = torch.arange(FRAME_DIM)[cols]
+        self.diag[:, idx, idx] += w
+        self.grad[:, idx] += w * r
+
+    @staticmethod
+    def _centres(n: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Weights of the diagonal, first and second off-diagonal blocks of ``sum_t |q[t-1] - 2 q[t] + q[t+1]|^2``."""
+        centre = torch.zeros(n, dtype=dtype)
+        centre[1:-1] = 1.0
+        diag = 4 * centre
+        diag[:-1] += centre[1:]
+        diag[1:] += centre[:-1]
+        return diag, -2 * (centre[1:] + centre[:-1]), centre[1:-1]
+
+    @staticmethod
+    def _second_difference_back(q: torch.Tensor) -> torch.Tensor:
+        """Gradient of ``0.5 sum_t |q[t-1] - 2 q[t] + q[t+1]|^2`` with respect to q (N, Q)."""
+        n = q.shape[0]
+        acc = q[:-2] - 2 * q[1:-1] + q[2:]
+        back = torch.zeros_like(q)
+        back[:-2] += acc
+        back[1:-1] -= 2 * acc
+        back[2:] += acc
+        return back
+
+    def add_second_difference(self, q: torch.Tensor, jac: torch.Tensor, w: float) -> None:
+        """Residuals ``q[t-1] - 2 q[t] + q[t+1]`` of a per-frame quantity q (N, Q), Jacobian (N, Q, FRAME_DIM)."""
+        n = q.shape[0]
+        if n < 3:
+            return
+        self.grad += w * (jac.transpose(1, 2) @ self._second_difference_back(q)[..., None])[..., 0]
+        c0, c1, c2 = self._centres(n, q.dtype)
+        self.diag += (w * c0)[:, None, None] * _gram(jac, jac)
+        self.off[0] += (w * c1)[:, None, None] * _gram(jac[:-1], jac[1:])
+        self.off[1] += (w * c2)[:, None, None] * _gram(jac[:-2], jac[2:])
+
+    def add_second_difference_direct(self, q: torch.Tensor, w: float, cols: slice) -> None:
+        """Second differences of the update's own entries ``cols`` (q (N, Q) their values)."""
+        n = q.shape[0]
+        if n < 3:
+            return
+        idx = torch.arange(FRAME_DIM)[cols]
+        self.grad[:, idx] += w * self._second_difference_back(q)
+        c0, c1, c2 = self._centres(n, q.dtype)
+        self.diag[:, idx, idx] += (w * c0)[:, None]
+        self.off[0][:, idx, idx] += (w * c1)[:, None]
+        self.off[1][:, idx, idx] += (w * c2)[:, None]
+
+
+class Objective:
+    """The refinement objective over the frames of ``obs`` for a fixed prior (the diffusion sample)."""
+
+    def __init__(self, hand: nn.Module, obs: Observations, prior: PoseState, cfg: RefineConfig,
+                 temporal: bool = True) -> None:
+        self.hand, self.obs, self.prior, self.cfg, self.temporal = hand, obs, prior, cfg, temporal
+        self.limits = torch.from_numpy(JOINT_LIMITS).flatten(0, 1)[FREE_ANGLES]  # (27, 2)
+        n = prior.rot.shape[0]
+        self.cam_rot, self.cam_t = obs.camera(n)
+        self.pixel_scale = None
+        if obs.kp2d is not None:
+            # metres per pixel at the hand, fixed from the prior's depth (so the weights do not move)
+            joints, _ = pose_joints(hand, prior, jacobian=False)
+            depth = (torch.einsum("nij,nj->ni", self.cam_rot, joints[:, 0]) + self.cam_t)[:, 2]
+            focal = 0.5 * (obs.K[0, 0] + obs.K[1, 1])
+            self.pixel_scale = depth.clamp_min(MIN_DEPTH) / focal  # (N,)
+        if obs.mano is not None and obs.mano_mask is not None and bool(obs.mano_mask.any()):
+            self.given = PoseState.from_mano(obs.mano.numpy())
+        else:
+            self.given = None
+
+    # ---------------------------------------------------------------- residuals
+    def _reprojection(self, joints: torch.Tensor, jac: torch.Tensor | None):
+        """Metric 2D residuals (N, 42), IRLS weights (N, 42), robust cost, Jacobian (N, 42, P) or None."""
+        obs, cfg = self.obs, self.cfg
+        cam = torch.einsum("nij,nkj->nki", self.cam_rot, joints) + self.cam_t[:, None]
+        z = cam[..., 2].clamp_min(MIN_DEPTH)
+        xy = cam[..., :2] / z[..., None]
+        K2 = obs.K[:2, :2]
+        uv = xy @ K2.T + obs.K[:2, 2]
+        s = self.pixel_scale[:, None, None]
+        r = (uv - obs.kp2d) * s  # (N, 21, 2)
+        c = obs.kp2d_weight / cfg.sigma_2d**2
+        rho, irls = robust(r.pow(2).sum(-1), cfg.robust_2d, cfg.robust)
+        cost = float((c * rho).sum())
+        w = (c * irls)[..., None].expand(-1, -1, 2).flatten(1)
+        if jac is None:
+            return r.flatten(1), w, cost, None
+        one, zero = torch.ones_like(z), torch.zeros_like(z)
+        dproj = torch.stack([torch.stack([one, zero, -xy[..., 0]], -1), torch.stack([zero, one, -xy[..., 1]], -1)], -2)
+        dproj = (K2 @ dproj) / z[..., None, None]  # (N, 21, 2, 3)
+        jcam = torch.einsum("nij,nkjp->nkip", self.cam_rot, jac)  # (N, 21, 3, P)
+        j2 = (dproj @ jcam) * s[..., None]
+        return r.flatten(1), w, cost, j2.flatten(1, 2)
+
+    def _pose_residuals(self, state: PoseState, target: PoseState, mask: torch.Tensor | None,
+                        sig_rot: float, sig_ang: float, sig_tr: float):
+        """Residuals pulling ``state`` toward ``target`` (N, FRAME_DIM) and their weights (Jacobian: identity)."""
+        r_rot = roma.rotmat_to_rotvec(state.rot @ target.rot.transpose(1, 2))
+        r = torch.cat([r_rot, state.free_angles() - target.free_angles(), state.transl - target.transl], 1)
+        w = torch.cat([torch.full((3,), sig_rot**-2), torch.full((len(FREE_ANGLES),), sig_ang**-2),
+                       torch.full((3,), sig_tr**-2)])
+        w = w.to(r).expand_as(r)
+        if mask is not None:
+            w = w * mask[:, None].to(r)
+        return r, w
+
+    def evaluate(self, state: PoseState, normal: Normal | None = None,
+                 jac_shape: torch.Tensor | None = None) -> float:
+        """Total cost of ``state``; with ``normal``, add every term's Gauss-Newton contribution to it."""
+        cfg, obs = self.cfg, self.obs
+        need = normal is not None
+        joints, jac = pose_joints(self.hand, state, jacobian=need)
+        n = joints.shape[0]
+        cost = 0.0
+        if obs.kp2d is not None:
+            both = jac if jac_shape is None or jac is None else torch.cat([jac, jac_shape], -1)
+            r, w, c, j2 = self._reprojection(joints, both)
+            cost += c
+            if need:
+                normal.add(r, j2[..., :FRAME_DIM], w, None if jac_shape is None else j2[..., FRAME_DIM:])
+        if obs.kp3d is not None:
+            r = (joints - obs.kp3d).flatten(1)
+            w = (obs.kp3d_weight / cfg.sigma_3d**2)[..., None].expand(-1, -1, 3).flatten(1)
+            cost += float((w * r * r).sum())
+            if need:
+                normal.add(r, jac.flatten(1, 2), w, None if jac_shape is None else jac_shape.flatten(1, 2))
+        if self.given is not None:
+            r, w = self._pose_residuals(state, self.given, obs.mano_mask, cfg.sigma_mano_rot, cfg.sigma_mano_rot,
+                                        cfg.sigma_mano_transl)
+            cost += float((w * r * r).sum())
+            if need:
+                normal.add_direct(r, w)
+        r, w = self._pose_residuals(state, self.prior, None, cfg.sigma_prior_rot, cfg.sigma_prior_angles,
+                                    cfg.sigma_prior_transl)
+        cost += float((w * r * r).sum())
+        if need:
+            normal.add_direct(r, w)
+        ang = state.free_angles()
+        lo, hi = self.limits[:, 0].to(ang), self.limits[:, 1].to(ang)
+        r = torch.where(ang < lo, ang - lo, torch.where(ang > hi, ang - hi, torch.zeros_like(ang)))
+        w = torch.full_like(ang, cfg.sigma_limit**-2) * (r != 0)
+        cost += float((w * r * r).sum())
+        if need:
+            normal.add_direct(r, w, ANGLES)
+        if self.temporal and n >= 3:
+            fps2 = obs.fps**2
+            q = joints.flatten(1) * fps2
+            wa = cfg.sigma_accel**-2
+            acc = q[:-2] - 2 * q[1:-1] + q[2:]
+            cost += float(wa * acc.pow(2).sum())
+            qa = ang * fps2
+            wq = cfg.sigma_angle_accel**-2
+            cost += float(wq * (qa[:-2] - 2 * qa[1:-1] + qa[2:]).pow(2).sum())
+            if need:
+                normal.add_second_difference(q, jac.flatten(1, 2) * fps2, wa)
+                normal.add_second_difference_direct(ang, wq * fps2**2, ANGLES)
+        cost += float((state.betas / cfg.sigma_betas).pow(2).sum())
+        if need and normal.shape_hess is not None:
+            normal.shape_hess += torch.eye(10, dtype=torch.float64) / cfg.sigma_betas**2
+            normal.shape_grad += state.betas / cfg.sigma_betas**2
+        if self.given is not None:  # the shape of given MANO frames
+            mask = obs.mano_mask.to(torch.float64)
+            diff = state.betas - obs.mano[:, 48:58]
+            cost += float((mask[:, None] * diff.pow(2)).sum()) / cfg.sigma_mano_betas**2
+            if need and normal.shape_hess is not None:
+                normal.shape_hess += torch.eye(10, dtype=torch.float64) * float(mask.sum()) / cfg.sigma_mano_betas**2
+                normal.shape_grad += (mask[:, None] * diff).sum(0) / cfg.sigma_mano_betas**2
+        return cost
+
+
