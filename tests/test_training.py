@@ -70,6 +70,8 @@ def test_config_errors_are_one_line() -> None:
         resolve_config("vae", None, ["train.keep={kp2d: 0.5, kp3d: 1.5}"])
     with pytest.raises(UserError, match="train.perceptron_aux must be a number >= 0"):
         resolve_config("vae", None, ["train.perceptron_aux=-1"])
+    with pytest.raises(UserError, match="train.num_nodes must be an integer >= 1"):
+        resolve_config("vae", None, ["train.num_nodes=0"])
     assert resolve_config("vae", None, ["train.keep={kp2d: 0.5}"])["train"]["keep"] == {"kp2d": 0.5}
 
 

@@ -144,11 +144,18 @@ def probe_errors(pred: Tensor, target: Tensor, size: int) -> dict[str, Tensor]:
     return {"px2d": d2, "mm3d": d3, "depth_pct": dz}
 
 
-def probe_loss(pred: Tensor, target: Tensor) -> Tensor:
-    """L1 over all targets, the 2D ones weighted x10 (a frame side is ~100x a joint's spread)."""
+def probe_loss(pred: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
+    """L1 over all targets, the 2D ones weighted x10 (a frame side is ~100x a joint's spread).
+
+    ``mask`` (bool, ``pred``'s leading dims): mean over the frames it keeps only (0 when it keeps none).
+    """
     w = torch.ones(target.shape[-1], device=target.device)
     w[:42] = 10.0
-    return (F.l1_loss(pred, target, reduction="none") * w).mean()
+    per = (F.l1_loss(pred, target, reduction="none") * w).mean(-1)
+    if mask is None:
+        return per.mean()
+    m = mask.to(per.dtype)
+    return (per * m).sum() / m.sum().clamp_min(1.0)
 
 
 def save_backbone(backbone: SmallBackbone, path: str | Path) -> Path:

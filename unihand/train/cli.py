@@ -9,7 +9,8 @@ frozen backbone's tokens of every training window (:mod:`unihand.train.vision_ca
 ``train.vision_lr_mult`` scales the learning rate of the vision parts (default 1);
 ``train.perceptron_aux: W`` adds a per-frame pose loss on the hand tokens (:class:`DiffusionModule`).
 
-Runs on CPU or GPU (bf16 mixed precision on GPU), single device or DDP/DeepSpeed by flag,
+Runs on CPU or GPU (bf16 mixed precision on GPU), single device or DDP/DeepSpeed by flag
+(``train.devices`` per node x ``train.num_nodes``; ``train.batch_size`` is per device),
 checkpoints every ``ckpt_every`` steps (safetensors, no pickles) and resumes from the last one
 when rerun with the same ``--out``; logs to CSV and TensorBoard; exports the trained model as a
 ``UniHand`` checkpoint directory (``OUT/export``).
@@ -38,7 +39,7 @@ DEFAULTS: dict[str, Any] = {
     "train": {
         "batch_size": 32, "max_steps": 2000, "lr": 1e-4, "warmup": 100, "weight_decay": 0.0, "seed": 0,
         "num_workers": 1, "log_every": 20, "ckpt_every": 250, "val_every": 500,
-        "accelerator": "auto", "devices": 1, "strategy": "auto", "precision": "auto", "threads": 0,
+        "accelerator": "auto", "devices": 1, "num_nodes": 1, "strategy": "auto", "precision": "auto", "threads": 0,
     },
     "vae": None,  # diffusion stage: path of the exported VAE checkpoint
     "init": None,  # diffusion stage: exported model to start from (its VAE is used when vae is unset)
@@ -71,6 +72,9 @@ def _check_train(tc: dict[str, Any]) -> None:
         bad = {m: p for m, p in keep.items() if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1}
         if bad:
             raise UserError(f"train.keep: probabilities must be numbers in [0, 1], got {bad!r}")
+    nodes = tc.get("num_nodes", 1)
+    if isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1:
+        raise UserError(f"train.num_nodes must be an integer >= 1, got {nodes!r}")
     for key in ("perceptron_aux", "vision_lr_mult"):
         value = tc.get(key, 0.0)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
@@ -114,8 +118,9 @@ def run(stage: str, cfg: dict[str, Any], out: Path) -> Path:
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
     from torch.utils.data import DataLoader
 
+    from unihand.data.io import atomic_write
     from unihand.train.checkpoint_io import SafetensorsCheckpointIO
-    from unihand.train.data import build_dataset, fit_statistics
+    from unihand.train.data import ShardSampler, build_dataset, fit_statistics
     from unihand.train.modules import BackboneModule, DiffusionModule, VAEModule
 
     tc = cfg["train"]
@@ -123,7 +128,8 @@ def run(stage: str, cfg: dict[str, Any], out: Path) -> Path:
         torch.set_num_threads(int(tc["threads"]))
     L.seed_everything(int(tc["seed"]), workers=True, verbose=False)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(json.dumps(cfg, indent=2))
+    # every rank of a distributed run writes it (the same text, atomically: never half-written)
+    atomic_write(out / "config.yaml", lambda tmp: Path(tmp).write_text(json.dumps(cfg, indent=2)))
     model = build_model(stage, cfg)
     if stage == "backbone":
         from unihand.train.backbone import frame_datasets
@@ -150,7 +156,8 @@ def run(stage: str, cfg: dict[str, Any], out: Path) -> Path:
     strategy = tc["strategy"]
     plugins = [] if strategy.startswith("deepspeed") else [SafetensorsCheckpointIO()]
     trainer = L.Trainer(
-        accelerator=tc["accelerator"], devices=tc["devices"], strategy=strategy, precision=precision,
+        accelerator=tc["accelerator"], devices=tc["devices"], num_nodes=int(tc["num_nodes"]),
+        strategy=strategy, precision=precision,
         max_steps=int(tc["max_steps"]), log_every_n_steps=int(tc["log_every"]),
         val_check_interval=int(tc["val_every"]), check_val_every_n_epoch=None, limit_val_batches=4,
         callbacks=[
@@ -159,14 +166,16 @@ def run(stage: str, cfg: dict[str, Any], out: Path) -> Path:
             TQDMProgressBar(refresh_rate=10),
         ],
         logger=[CSVLogger(out, name="logs"), TensorBoardLogger(out, name="tb")],
-        plugins=plugins, default_root_dir=out, enable_model_summary=False,
+        plugins=plugins, default_root_dir=out, enable_model_summary=False, use_distributed_sampler=False,
     )
     loader_kw = dict(batch_size=int(tc["batch_size"]), num_workers=int(tc["num_workers"]),
                      persistent_workers=int(tc["num_workers"]) > 0)
+    # Each rank reads its own shard of the windows, in the single-process order (ShardSampler; Lightning's
+    # DistributedSampler, turned off with use_distributed_sampler=False, would shuffle the training set).
     trainer.fit(
         module,
-        DataLoader(train_set, sampler=sampler, shuffle=False, drop_last=True, **loader_kw),
-        DataLoader(val_set, **loader_kw),
+        DataLoader(train_set, sampler=ShardSampler(len(train_set), sampler), drop_last=True, **loader_kw),
+        DataLoader(val_set, sampler=ShardSampler(len(val_set)), **loader_kw),
         ckpt_path=str(last) if last.exists() else None,
     )
     export = out / "export"
@@ -198,5 +207,8 @@ def main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     cfg = resolve_config(args.stage, args.config, args.overrides)
     export = run(args.stage, cfg, Path(args.out))
-    print(f"exported {export}")
+    from lightning.pytorch.utilities import rank_zero_only
+
+    if rank_zero_only.rank == 0:  # the other ranks of a distributed run export nothing
+        print(f"exported {export}")
     return 0

@@ -33,9 +33,46 @@ def build_dataset(data_cfg: dict[str, Any], split: str) -> tuple[Dataset, Sample
     real_split = split if train else str(data_cfg.get("val_split", "val"))
     if data_cfg.get("mix"):
         dataset, sampler = build_mixture(data_cfg["mix"], real_split, num_samples=common["length"], **common)
+        if sampler.generator is None:  # its own stream, alike on every rank: DDP ranks shard one sequence of draws
+            sampler.generator = torch.Generator().manual_seed(common["seed"])
         return dataset, sampler if train else None
     name = data_cfg.get("name", "synthetic")
     return build_one(name, data_cfg.get("root"), real_split, **common), None
+
+
+def process_shard() -> tuple[int, int]:
+    """(global rank, world size) of this process in the initialised process group; (0, 1) without one."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+class ShardSampler(Sampler[int]):
+    """This process's share of a sequence of items: rank r of a world of W reads items r, r + W, r + 2W, ...
+
+    The sequence is ``0, 1, ..., size - 1`` (the windows in order, as a single process reads them), or
+    one epoch of ``base`` (e.g. a mixture's weighted draws, alike on every rank), cut to a multiple of W
+    so that every rank reads as many items and none is read twice (no padding). The rank is read when an
+    epoch starts (the process group exists by then, however the processes were launched: Lightning's
+    ``ddp``, ``torchrun``, SLURM). The shards together are what one process reads, batch by batch:
+    with batch B per rank, rank r's i-th window of batch k is window i x W + r of the single-process
+    batch k of W x B windows (:class:`~unihand.train.masking.BatchRandom` relies on this).
+    """
+
+    def __init__(self, size: int, base: Sampler | None = None, shard: tuple[int, int] | None = None) -> None:
+        self.size, self.base, self.shard = int(size), base, shard
+
+    def _shard(self) -> tuple[int, int]:
+        return self.shard or process_shard()
+
+    def __len__(self) -> int:
+        total = len(self.base) if self.base is not None else self.size
+        return total // self._shard()[1]
+
+    def __iter__(self):
+        rank, world = self._shard()
+        items = list(self.base) if self.base is not None else range(self.size)
+        return iter(items[rank : len(items) - len(items) % world : world])
 
 
 @torch.no_grad()

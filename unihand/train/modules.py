@@ -16,7 +16,7 @@ from unihand.pipeline import UniHand
 from unihand.train.backbone import (POSE_DIMS, BackbonePretrainer, probe_loss, training_step_outputs,
                                     window_pose_targets)
 from unihand.train.losses import FEATURE_BETA, reconstruction_loss
-from unihand.train.masking import mask_conditions
+from unihand.train.masking import BatchRandom, mask_conditions, step_seed
 
 
 def _warmup_linear(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
@@ -31,12 +31,54 @@ def _warmup_linear(optimizer: torch.optim.Optimizer, warmup: int, total: int) ->
 
 
 class _Base(L.LightningModule):
+    """Shared by the stages. Distributed training (DDP over ``train.devices`` x ``train.num_nodes`` processes):
+
+    - every trainable parameter is used in every step's loss (DDP runs without
+      ``find_unused_parameters``): a stage freezes the parts of the model it does not train;
+    - each step's masks, anchors, timesteps and noise come from :meth:`_random`: a function of
+      ``train.seed``, the step and a window's row in the global batch (:class:`BatchRandom`), so
+      ranks never share draws and W devices with batch B draw what one device with batch W x B does;
+    - logged training losses are the means over the global batch (one all-reduce per step).
+    """
+
     def __init__(self, model: nn.Module, train_cfg: dict[str, Any]) -> None:
         super().__init__()
         self.model = model
         self.train_cfg = train_cfg
         self.hand = load_hand_model(None, is_right=True)
-        self.gen = torch.Generator().manual_seed(int(train_cfg.get("seed", 0)))
+        self.seed = int(train_cfg.get("seed", 0))
+        self.rnd = BatchRandom(torch.Generator().manual_seed(self.seed))  # replaced at every step (_random)
+        self._plain_steps = 0
+
+    def _shard(self) -> tuple[int, int]:
+        """(global rank, world size); (0, 1) on one device or outside a ``Trainer``."""
+        trainer = self._trainer
+        return (0, 1) if trainer is None else (int(trainer.global_rank), int(trainer.world_size))
+
+    def _random(self, prefix: str, batch_idx: int) -> BatchRandom:
+        """The draws of one step: training step ``global_step`` (the same after a resume; outside a Trainer,
+        in a plain loop, the number of training steps so far), or validation batch ``batch_idx`` (the same
+        masks at every validation)."""
+        if prefix == "train":
+            index, stream = (self.global_step if self._trainer is not None else self._plain_steps), 0
+            self._plain_steps += 1
+        else:
+            index, stream = batch_idx, 1
+        return BatchRandom(torch.Generator().manual_seed(step_seed(self.seed, index, stream)), *self._shard())
+
+    def on_train_start(self) -> None:
+        rank = self._shard()[0]
+        if rank:  # dropout draws from the global RNG, which seed_everything seeded alike on every rank
+            torch.manual_seed(self.seed + rank)
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        return self._step(batch, "train", batch_idx)
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        return self._step(batch, "val", batch_idx)
+
+    def _step(self, batch: dict[str, Tensor], prefix: str, batch_idx: int = 0) -> Tensor:
+        raise NotImplementedError
 
     def configure_optimizers(self) -> Any:
         lr = float(self.train_cfg["lr"])
@@ -63,28 +105,48 @@ class _Base(L.LightningModule):
         return [p for m in parts for p in m.parameters()] + [model.denoiser.vision_null]
 
     def _anchor_known(self, b: int, p_unknown: float) -> Tensor:
-        return torch.rand(b, generator=self.gen) >= p_unknown
+        return self.rnd.rand(b) >= p_unknown
 
-    def _log(self, prefix: str, losses: dict[str, Tensor], b: int) -> None:
-        self.log_dict({f"{prefix}/{k}": v for k, v in losses.items()}, prog_bar=False, batch_size=b)
+    def _log(self, prefix: str, losses: dict[str, Tensor], b: int, bar: tuple[str, ...] = ("loss",)) -> None:
+        """Log ``prefix/name`` (and the names in ``bar`` on the progress bar, training only).
+
+        Under DDP the training values are averaged over the ranks in one all-reduce (the global batch's
+        losses: every rank has ``b`` windows and the same names), validation ones at the epoch's end.
+        """
+        world = self._shard()[1]
+        if prefix == "train" and world > 1:
+            names = list(losses)
+            stacked = torch.stack([losses[k].detach().float() for k in names])
+            mean = self.trainer.strategy.reduce(stacked, reduce_op="mean")
+            losses = dict(zip(names, mean.unbind()))
+        self.log_dict({f"{prefix}/{k}": v for k, v in losses.items()}, prog_bar=False, batch_size=b,
+                      sync_dist=prefix == "val" and world > 1)
+        if prefix == "train":
+            for k in bar:
+                self.log(k, losses[k], prog_bar=True, batch_size=b)
 
 
 class VAEModule(_Base):
-    """Stage 1: joint VAE with reconstruction, KL on g, latent alignment and auxiliary losses (eq. 5)."""
+    """Stage 1: joint VAE with reconstruction, KL on g, latent alignment and auxiliary losses (eq. 5).
 
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        return self._step(batch, "train")
+    Only the VAE trains: the denoiser (and a vision model's perceptron and backbone) are frozen, as
+    they take no part in this stage's loss (DDP requires every trainable parameter to get a gradient).
+    """
 
-    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        return self._step(batch, "val")
+    def __init__(self, model: UniHand, train_cfg: dict[str, Any]) -> None:
+        super().__init__(model, train_cfg)
+        self.model.requires_grad_(False)
+        self.model.vae.requires_grad_(True)
 
-    def _step(self, batch: dict[str, Tensor], prefix: str) -> Tensor:
+    def _step(self, batch: dict[str, Tensor], prefix: str, batch_idx: int = 0) -> Tensor:
         vae, cfg, codec = self.model.vae, self.model.cfg.vae, self.model.vae.codec
+        self.rnd = self._random(prefix, batch_idx)
         mano = batch["mano"]
         b = mano.shape[0]
         feat = codec.encode_motion(mano)
         z, mu, logvar = vae.encode_motion(feat)
-        g = vae.sample_g(mu, logvar) if prefix == "train" else mu
+        # JointVAE.sample_g with the step's per-window noise (its randn_like would differ across device counts)
+        g = mu + self.rnd.normal_rows(b, mu.shape[-1]).to(mu) * (0.5 * logvar).exp() if prefix == "train" else mu
         known = self._anchor_known(b, cfg.p_unknown_anchor).to(mano.device)
         first = torch.where(known[:, None], feat[:, 0], 0.0)
 
@@ -93,7 +155,7 @@ class VAEModule(_Base):
 
         rec, parts = reconstruction_loss(codec, self.hand, decode(z), mano, cfg.w_joint_rec, batch.get("joints"))
         kl = vae.kl(mu, logvar)
-        masked = mask_conditions(batch, self.gen, keep={"kp2d": 1.0, "kp3d": 1.0}, p_frame=0.5, p_drop_all=0.0)
+        masked = mask_conditions(batch, self.rnd, keep={"kp2d": 1.0, "kp3d": 1.0}, p_frame=0.5, p_drop_all=0.0)
         l_latent = torch.zeros((), device=mano.device)
         l_aux = torch.zeros((), device=mano.device)
         cond_feats = {
@@ -109,8 +171,6 @@ class VAEModule(_Base):
         loss = rec + cfg.w_kl * kl + cfg.w_latent * l_latent + cfg.w_aux * l_aux
         self._log(prefix, {"loss": loss.detach(), "rec": rec.detach(), "kl": kl.detach(), "latent": l_latent.detach(),
                            "aux": l_aux.detach(), **parts}, b)
-        if prefix == "train":
-            self.log("loss", loss.detach(), prog_bar=True, batch_size=b)
         return loss
 
 
@@ -143,33 +203,31 @@ class DiffusionModule(_Base):
             self.token_probe = nn.Linear(model.cfg.diffusion.d_model, POSE_DIMS)
 
     def on_train_start(self) -> None:
+        super().on_train_start()
         self.model.vae.eval()  # frozen: no dropout
 
     def _vision_mask(self, b: int, n: int) -> Tensor:
         """(B, N) frames whose vision is used: whole windows dropped (CFG) and random frames dropped."""
         vcfg = self.model.cfg.vision
-        keep = torch.rand(b, generator=self.gen) >= vcfg.p_drop
-        return keep[:, None] & (torch.rand(b, n, generator=self.gen) >= vcfg.p_frame_drop)
+        keep = self.rnd.rand(b) >= vcfg.p_drop
+        return keep[:, None] & (self.rnd.rand(b, n) >= vcfg.p_frame_drop)
 
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        return self._step(batch, "train")
-
-    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        return self._step(batch, "val")
-
-    def _step(self, batch: dict[str, Tensor], prefix: str) -> Tensor:
+    def _step(self, batch: dict[str, Tensor], prefix: str, batch_idx: int = 0) -> Tensor:
         model, dcfg = self.model, self.model.cfg.diffusion
         self.model.vae.eval()
+        self.rnd = self._random(prefix, batch_idx)
         mano = batch["mano"]
         b = mano.shape[0]
         keep = self.train_cfg.get("keep")
-        masked = mask_conditions(batch, self.gen, keep=keep, p_frame=dcfg.p_frame_mask, p_drop_all=dcfg.p_drop_condition)
+        masked = mask_conditions(batch, self.rnd, keep=keep, p_frame=dcfg.p_frame_mask, p_drop_all=dcfg.p_drop_condition)
         with torch.no_grad():
             z0 = model.encode_latent(mano)
-            cond = {k: masked[k] for k in ("kp2d", "kp2d_mask", "K", "image_size", "kp3d", "kp3d_mask", "mano", "mano_mask")}
-            tokens = model.condition_tokens(cond)
-        t = torch.randint(0, dcfg.train_steps, (b,), generator=self.gen).to(mano.device)
-        noise = torch.randn(z0.shape, generator=self.gen).to(z0)
+        # Outside no_grad: the frozen VAE's condition encoders build no graph, but the denoiser's learnable null
+        # tokens (fused in where a modality or frame is missing, and always in the global token's slot) do.
+        cond = {k: masked[k] for k in ("kp2d", "kp2d_mask", "K", "image_size", "kp3d", "kp3d_mask", "mano", "mano_mask")}
+        tokens = model.condition_tokens(cond)
+        t = self.rnd.randint(0, dcfg.train_steps, b).to(mano.device)
+        noise = self.rnd.normal_rows(b, *z0.shape[1:]).to(z0)
         z_t = self.scheduler.add_noise(z0, noise, t)
         known = self._anchor_known(b, model.cfg.vae.p_unknown_anchor).to(mano.device)
         vision = vision_mask = None
@@ -184,11 +242,10 @@ class DiffusionModule(_Base):
         z0_hat = model.denoiser(z_t, t, tokens, vision, vision_mask)
         l_simple = F.mse_loss(z0_hat, z0)
         extra: dict[str, Tensor] = {}
-        if vision is not None and vision_mask.any():
+        if vision is not None:  # the same names on every rank and step (0 for a batch without vision)
             extra["token_spread"] = token_spread(vision.detach(), vision_mask)
-            if self.aux_weight > 0:
-                extra["perceptron_aux"] = probe_loss(self.token_probe(vision[vision_mask]),
-                                                     window_pose_targets(batch)[vision_mask])
+            if self.aux_weight > 0:  # over every frame, masked: the probe is in the graph even when no frame has vision
+                extra["perceptron_aux"] = probe_loss(self.token_probe(vision), window_pose_targets(batch), vision_mask)
         first = torch.where(known[:, None], model.vae.codec.encode_motion(mano[:, 0]), 0.0)
         feat = model.vae.decode(z0_hat[:, 0] * model.denoiser.latent_scale, z0_hat[:, 1:] * model.denoiser.latent_scale,
                                 first, first_known=known)
@@ -196,8 +253,6 @@ class DiffusionModule(_Base):
         loss = l_simple + dcfg.w_rec * rec + self.aux_weight * extra.get("perceptron_aux", 0.0)
         self._log(prefix, {"loss": loss.detach(), "simple": l_simple.detach(), "rec": rec.detach(), **parts,
                            **{k: v.detach() for k, v in extra.items()}}, b)
-        if prefix == "train":
-            self.log("loss", loss.detach(), prog_bar=True, batch_size=b)
         return loss
 
 
@@ -206,17 +261,8 @@ class BackboneModule(_Base):
 
     model: BackbonePretrainer
 
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        return self._step(batch, "train")
-
-    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        return self._step(batch, "val")
-
-    def _step(self, batch: dict[str, Tensor], prefix: str) -> Tensor:
+    def _step(self, batch: dict[str, Tensor], prefix: str, batch_idx: int = 0) -> Tensor:
         loss, errors = training_step_outputs(self.model, batch)
         b = batch["frames"].shape[0] * batch["frames"].shape[1]
-        self._log(prefix, {"loss": loss.detach(), **errors}, b)
-        if prefix == "train":
-            self.log("loss", loss.detach(), prog_bar=True, batch_size=b)
-            self.log("px2d", errors["px2d"], prog_bar=True, batch_size=b)
+        self._log(prefix, {"loss": loss.detach(), **errors}, b, bar=("loss", "px2d"))
         return loss
