@@ -24,6 +24,9 @@ from unihand.refine.objective import Observations
 
 #: Fewest confident 2D keypoints a frame needs for a PnP placement.
 MIN_PNP_JOINTS = 6
+#: A placement whose mean error is below this fraction of the hand's size in the image is good: the
+#: sample's own is then kept, a PnP one without trying the global (SQPnP) solution too.
+GOOD_PNP = 0.05
 
 
 def spread_given_mano(mano: np.ndarray, given: np.ndarray, known: np.ndarray) -> np.ndarray:
@@ -79,8 +82,7 @@ def anchor(hand: nn.Module, state: PoseState, obs: Observations) -> PoseState:
     else:
         corr = Slerp(idx.astype(np.float64), correction[idx])(t)
         shifts = np.stack([np.interp(t, idx, shift[idx, c]) for c in range(3)], axis=1)
-    corr = corr.as_matrix()
-    new_rot = corr @ state.rot.numpy()
+    new_rot = corr.as_matrix() @ state.rot.numpy()
     # the wrist moves by the shift; the MANO translation follows (the wrist is the rotation's pivot)
     transl = state.transl.numpy() + shifts
     return PoseState(torch.from_numpy(new_rot), state.angles, torch.from_numpy(transl), state.betas)
@@ -92,10 +94,19 @@ def _pnp(local: np.ndarray, wrist: np.ndarray, obs: Observations, rot: np.ndarra
     K = obs.K.numpy()
     kp, w = obs.kp2d.numpy(), obs.kp2d_weight.numpy()
     cam_r, cam_t = (m.numpy() for m in obs.camera(len(local)))
-    for i in range(len(local)):
-        vis = np.flatnonzero(w[i] > 0)
-        if vis.size < MIN_PNP_JOINTS:
-            continue
+    seen = w > 0
+    count = seen.sum(1)
+    big = np.where(seen[..., None], kp, -np.inf).max(1)
+    small = np.where(seen[..., None], kp, np.inf).min(1)
+    size = np.linalg.norm(np.where(count[:, None] > 0, big - small, 0.0), axis=-1)  # hand size in the image (px)
+    # where the sample already sits on the keypoints, its placement is kept as it is
+    cam = np.einsum("nij,nkj->nki", cam_r, local + wrist[:, None]) + cam_t[:, None]
+    px = cam[..., :2] / np.maximum(cam[..., 2:], 1e-3) @ K[:2, :2].T + K[:2, 2]
+    err = (np.linalg.norm(px - kp, axis=-1) * seen).sum(1) / np.maximum(count, 1)
+    usable = count >= MIN_PNP_JOINTS
+    done |= usable & (err < GOOD_PNP * size)
+    for i in np.flatnonzero(usable & ~done):
+        vis = np.flatnonzero(seen[i])
         # the hand's joints in its own frame (the sampled rotation undone), as PnP's object points
         obj = local[i, vis] @ rot0[i]
         r_cam = cam_r[i] @ rot0[i]
@@ -103,15 +114,15 @@ def _pnp(local: np.ndarray, wrist: np.ndarray, obs: Observations, rot: np.ndarra
         tvec = (cam_r[i] @ wrist[i] + cam_t[i]).reshape(3, 1)
         img = kp[i, vis].astype(np.float64)
         best = None
-        # from the sample's own placement, and the global SQPnP solution: the one that reprojects better
+        # from the sample's own placement; where that lands badly, also the global SQPnP solution
         for flags, guess in ((cv2.SOLVEPNP_ITERATIVE, True), (cv2.SOLVEPNP_SQPNP, False)):
             ok, r, t = cv2.solvePnP(obj, img, K, None, rvec.copy(), tvec.copy(), useExtrinsicGuess=guess, flags=flags)
-            if not ok or not np.all(np.isfinite(t)) or t[2, 0] <= 0.05:
-                continue
-            err = np.linalg.norm(cv2.projectPoints(obj, r, t, K, None)[0][:, 0] - img, axis=-1)
-            score = float(np.median(err))
-            if best is None or score < best[0]:
-                best = (score, r, t)
+            if ok and np.all(np.isfinite(t)) and t[2, 0] > 0.05:
+                e = float(np.linalg.norm(cv2.projectPoints(obj, r, t, K, None)[0][:, 0] - img, axis=-1).mean())
+                if best is None or e < best[0]:
+                    best = (e, r, t)
+            if best is not None and best[0] < GOOD_PNP * size[i]:
+                break
         if best is None:
             continue
         _, rvec, tvec = best

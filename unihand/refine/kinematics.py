@@ -59,6 +59,7 @@ def _strict_ancestors() -> np.ndarray:
 
 _MOVES = torch.from_numpy(_strict_ancestors())
 _PARENT_OF = torch.tensor(MANO_PARENTS[1:])  # parent MANO joint of finger joint k + 1
+_MOVES_FREE = _MOVES[:, _FREE_JOINT, None].double()  # (21, F, 1): the free angle moves the joint
 
 
 @dataclass
@@ -127,15 +128,18 @@ def pose_joints(hand: nn.Module, state: PoseState, jacobian: bool = True) -> tup
     if not jacobian:
         return joints, None
     eye = torch.eye(3, dtype=joints.dtype)
-    # global rotation update: axis e_i through the wrist
+    # global rotation update about axis e_i through the wrist: d p = e_i x (p - wrist), i.e. -[p - wrist]_x
     rel = joints - out.joints16[:, :1]  # (N, 21, 3)
-    j_rot = torch.linalg.cross(eye[None, None].expand(n, 21, 3, 3), rel[:, :, None, :].expand(n, 21, 3, 3), dim=-1)
+    x, y, z = rel.unbind(-1)
+    zero = torch.zeros_like(x)
+    j_rot = torch.stack([torch.stack([zero, z, -y], -1), torch.stack([-z, zero, x], -1),
+                         torch.stack([y, -x, zero], -1)], -2)  # (N, 21, 3 coords, 3 axes)
     # free finger angles: their intrinsic Euler axes in camera coordinates, through their joints
     frames = torch.from_numpy(_FRAMES).to(joints)[_FREE_JOINT]  # columns: flexion, abduction, twist axes
     parent = out.rotations[:, _PARENT_OF[_FREE_JOINT]]  # (N, F, 3, 3)
-    axes = torch.einsum("nkab,kbc,nkc->nka", parent, frames, local_axes[:, _FREE_JOINT, _FREE_AXIS])  # (N, F, 3)
-    arm = joints[:, :, None, :] - out.joints16[:, None, 1 + _FREE_JOINT]  # (N, 21, F, 3)
-    f = len(FREE_ANGLES)
-    j_ang = torch.linalg.cross(axes[:, None].expand(n, 21, f, 3), arm, dim=-1)
-    j_ang = (j_ang * _MOVES[None, :, _FREE_JOINT, None].to(j_ang)).transpose(-1, -2)  # (N, 21, 3, F)
-    return joints, torch.cat([j_rot.transpose(-1, -2), j_ang, eye.expand(n, 21, 3, 3)], dim=-1)
+    axes = (parent @ (frames @ local_axes[:, _FREE_JOINT, _FREE_AXIS, :, None]))[..., 0]  # (N, F, 3)
+    arm = (joints[:, :, None, :] - out.joints16[:, None, 1 + _FREE_JOINT]) * _MOVES_FREE  # (N, 21, F, 3)
+    (ax, ay, az), (bx, by, bz) = axes[:, None].unbind(-1), arm.unbind(-1)
+    # axis x arm, written out (torch.linalg.cross is slow on broadcast inputs); (N, 21, 3, F)
+    j_ang = torch.stack([ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx], -2)
+    return joints, torch.cat([j_rot, j_ang, eye.expand(n, 21, 3, 3)], dim=-1)

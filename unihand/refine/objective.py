@@ -22,7 +22,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import roma
 import torch
 from torch import nn
 
@@ -51,8 +50,9 @@ class RefineConfig:
     sigma_angle_accel: float = 50.0  # rad/s^2, finger-angle acceleration
     sigma_limit: float = 0.01  # rad beyond a joint limit
     sigma_betas: float = 1.0
-    iterations: int = 12  # Levenberg-Marquardt iterations per chunk
-    shape_iterations: int = 5
+    iterations: int = 8  # Levenberg-Marquardt iterations per chunk (at most)
+    rtol: float = 3e-3  # stop when an iteration lowers the cost by less than this fraction
+    shape_iterations: int = 4
     shape_frames: int = 24  # frames the shape is fitted on (spread over the sequence)
     joint_shape: bool = False
     chunk: int = 512  # frames solved at once (memory is bounded by one chunk)
@@ -173,9 +173,12 @@ class Normal:
             return
         self.grad += w * (jac.transpose(1, 2) @ self._second_difference_back(q)[..., None])[..., 0]
         c0, c1, c2 = self._centres(n, q.dtype)
-        self.diag += (w * c0)[:, None, None] * _gram(jac, jac)
-        self.off[0] += (w * c1)[:, None, None] * _gram(jac[:-1], jac[1:])
-        self.off[1] += (w * c2)[:, None, None] * _gram(jac[:-2], jac[2:])
+        # the three Gram matrices in float32, the Jacobian converted once (see _gram)
+        jf = jac.float()
+        jt = jf.transpose(1, 2)
+        self.diag += (w * c0)[:, None, None] * (jt @ jf).double()
+        self.off[0] += (w * c1)[:, None, None] * (jt[:-1] @ jf[1:]).double()
+        self.off[1] += (w * c2)[:, None, None] * (jt[:-2] @ jf[2:]).double()
 
     def add_second_difference_direct(self, q: torch.Tensor, w: float, cols: slice) -> None:
         """Second differences of the update's own entries ``cols`` (q (N, Q) their values)."""
@@ -215,30 +218,30 @@ class Objective:
     def _reprojection(self, joints: torch.Tensor, jac: torch.Tensor | None):
         """Metric 2D residuals (N, 42), IRLS weights (N, 42), robust cost, Jacobian (N, 42, P) or None."""
         obs, cfg = self.obs, self.cfg
-        cam = torch.einsum("nij,nkj->nki", self.cam_rot, joints) + self.cam_t[:, None]
-        z = cam[..., 2].clamp_min(MIN_DEPTH)
-        xy = cam[..., :2] / z[..., None]
+        moving = obs.cam_from_cano is not None
+        cam = torch.einsum("nij,nkj->nki", self.cam_rot, joints) + self.cam_t[:, None] if moving else joints
+        z = cam[..., 2:].clamp_min(MIN_DEPTH)  # (N, 21, 1)
+        xy = cam[..., :2] / z
         K2 = obs.K[:2, :2]
-        uv = xy @ K2.T + obs.K[:2, 2]
         s = self.pixel_scale[:, None, None]
-        r = (uv - obs.kp2d) * s  # (N, 21, 2)
+        r = (xy @ K2.T + obs.K[:2, 2] - obs.kp2d) * s  # (N, 21, 2)
         c = obs.kp2d_weight / cfg.sigma_2d**2
         rho, irls = robust(r.pow(2).sum(-1), cfg.robust_2d, cfg.robust)
         cost = float((c * rho).sum())
-        w = (c * irls)[..., None].expand(-1, -1, 2).flatten(1)
+        w = (c * irls).repeat_interleave(2, dim=1)
         if jac is None:
             return r.flatten(1), w, cost, None
-        one, zero = torch.ones_like(z), torch.zeros_like(z)
-        dproj = torch.stack([torch.stack([one, zero, -xy[..., 0]], -1), torch.stack([zero, one, -xy[..., 1]], -1)], -2)
-        dproj = (K2 @ dproj) / z[..., None, None]  # (N, 21, 2, 3)
-        jcam = torch.einsum("nij,nkjp->nkip", self.cam_rot, jac)  # (N, 21, 3, P)
-        j2 = (dproj @ jcam) * s[..., None]
-        return r.flatten(1), w, cost, j2.flatten(1, 2)
+        jcam = torch.einsum("nij,nkjp->nkip", self.cam_rot, jac) if moving else jac  # (N, 21, 3, P)
+        # d(x/z, y/z) = (d[x, y] - [x/z, y/z] dz) / z, then K's 2 x 2 part, then metres at the hand
+        dxy = (jcam[..., :2, :] - xy[..., None] * jcam[..., 2:, :]) * (s / z)[..., None]
+        return r.flatten(1), w, cost, (K2 @ dxy).flatten(1, 2)
 
     def _pose_residuals(self, state: PoseState, target: PoseState, mask: torch.Tensor | None,
                         sig_rot: float, sig_ang: float, sig_tr: float):
         """Residuals pulling ``state`` toward ``target`` (N, FRAME_DIM) and their weights (Jacobian: identity)."""
-        r_rot = roma.rotmat_to_rotvec(state.rot @ target.rot.transpose(1, 2))
+        # sin(angle) * axis of the rotation between them (the angle itself near 0, cheaper than a log map)
+        d = state.rot @ target.rot.transpose(1, 2)
+        r_rot = 0.5 * torch.stack([d[:, 2, 1] - d[:, 1, 2], d[:, 0, 2] - d[:, 2, 0], d[:, 1, 0] - d[:, 0, 1]], 1)
         r = torch.cat([r_rot, state.free_angles() - target.free_angles(), state.transl - target.transl], 1)
         w = torch.cat([torch.full((3,), sig_rot**-2), torch.full((len(FREE_ANGLES),), sig_ang**-2),
                        torch.full((3,), sig_tr**-2)])
@@ -287,15 +290,15 @@ class Objective:
             normal.add_direct(r, w, ANGLES)
         if self.temporal and n >= 3:
             fps2 = obs.fps**2
-            q = joints.flatten(1) * fps2
-            wa = cfg.sigma_accel**-2
+            q = joints.flatten(1)
+            wa = cfg.sigma_accel**-2 * fps2**2
             acc = q[:-2] - 2 * q[1:-1] + q[2:]
             cost += float(wa * acc.pow(2).sum())
             qa = ang * fps2
             wq = cfg.sigma_angle_accel**-2
             cost += float(wq * (qa[:-2] - 2 * qa[1:-1] + qa[2:]).pow(2).sum())
             if need:
-                normal.add_second_difference(q, jac.flatten(1, 2) * fps2, wa)
+                normal.add_second_difference(q, jac.flatten(1, 2), wa)
                 normal.add_second_difference_direct(ang, wq * fps2**2, ANGLES)
         cost += float((state.betas / cfg.sigma_betas).pow(2).sum())
         if need and normal.shape_hess is not None:

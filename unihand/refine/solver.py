@@ -97,7 +97,7 @@ def solve(normal: Normal, lam: float) -> tuple[torch.Tensor, torch.Tensor | None
 
 
 def levenberg_marquardt(objective: Objective, state: PoseState, iterations: int, shape: bool = False,
-                        rtol: float = 1e-3) -> PoseState:
+                        rtol: float | None = None) -> PoseState:
     """Minimise ``objective`` from ``state``; ``shape`` also fits the betas."""
     n = state.rot.shape[0]
 
@@ -105,6 +105,7 @@ def levenberg_marquardt(objective: Objective, state: PoseState, iterations: int,
         normal = Normal(n, shape=shape, banded=objective.temporal)
         return objective.evaluate(st, normal, shape_jacobian(objective.hand, st) if shape else None), normal
 
+    rtol = objective.cfg.rtol if rtol is None else rtol
     lam, nu = _LAMBDA0, 2.0
     cost, normal = linearise(state)
     for _ in range(iterations):
@@ -118,7 +119,9 @@ def levenberg_marquardt(objective: Objective, state: PoseState, iterations: int,
                 if d_shape is not None:
                     trial = PoseState(trial.rot, trial.angles, trial.transl, state.betas + d_shape)
                 predicted = normal.predicted_decrease(d_pose, d_shape)
-                new_cost, new_normal = linearise(trial)  # most steps are taken: linearise right away
+                # the pose stage takes nearly every step: linearise right away; the shape stage, whose
+                # first steps are often refused, prices a step before linearising at it
+                new_cost, new_normal = linearise(trial) if not shape else (objective.evaluate(trial), None)
                 gain = (cost - new_cost) / predicted if predicted > 0 else -1.0
                 if np.isfinite(new_cost) and gain > 0:
                     break
@@ -130,6 +133,8 @@ def levenberg_marquardt(objective: Objective, state: PoseState, iterations: int,
         state, cost, normal = trial, new_cost, new_normal
         if done:
             break
+        if normal is None:
+            cost, normal = linearise(state)
     return state
 
 
