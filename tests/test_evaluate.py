@@ -166,6 +166,10 @@ def test_command_end_to_end(tmp_path: Path, mano_dir: Path, capsys: pytest.Captu
     assert main(argv) == 0
     synthetic = json.loads((out / "tables.json").read_text())["synthetic"]
     assert [r["method"] for r in synthetic["rows"]] == ["w. c_2D (ours)"]
+    # the pure diffusion sample (--refine off) gets its own row beside the refined one
+    assert main(argv + ["--refine", "off"]) == 0
+    rows = json.loads((out / "tables.json").read_text())["synthetic"]["rows"]
+    assert sorted(r["method"] for r in rows) == ["w. c_2D (ours)", "w. c_2D (pure sampling) (ours)"]
 
 
 def test_static_and_moving_cameras_are_reported_apart() -> None:

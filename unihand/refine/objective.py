@@ -1,6 +1,6 @@
 """The refinement objective: observation terms, prior terms, and their Gauss-Newton normal equations.
 
-Every term is a weighted sum of squared residuals (the 2D term robustly, Geman-McClure through
+Every term is a weighted sum of squared residuals (the 2D term and the accelerations robustly, through
 iteratively re-weighted least squares). Weights are written as the standard deviation a residual
 is expected to have (``1 / sigma**2``), so each is in the residual's own unit:
 
@@ -12,7 +12,9 @@ is expected to have (``1 / sigma**2``), so each is in the residual's own unit:
   global rotation and translation; tight, so given frames come back as given);
 - **learned prior**: stay near the diffusion sample (finger angles, global rotation, translation),
   the form chosen in docs/design.md ("Refinement");
-- **smoothness**: joint accelerations (m/s^2) and finger-angle accelerations (rad/s^2);
+- **smoothness**: joint accelerations (m/s^2) and finger-angle accelerations (rad/s^2), Cauchy
+  (heavy-tailed: a fast real movement, a hand snapping open, costs little more than a moderate one,
+  while frame-to-frame jitter is smoothed);
 - **joint limits** (:data:`unihand.hand.anatomy.JOINT_LIMITS`, one-sided);
 - **shape**: ``betas ~ N(0, sigma_betas^2)``; one shape per sequence (the solver's shape stage).
 """
@@ -47,14 +49,15 @@ class RefineConfig:
     sigma_prior_rot: float = 1.0  # rad, global orientation from the diffusion sample
     sigma_prior_transl: float = 0.3  # m
     sigma_accel: float = 3.0  # m/s^2, joint acceleration
+    robust_accel: float = 5.0  # m/s^2: Cauchy scale, so fast real movements are not smoothed away
     sigma_angle_accel: float = 50.0  # rad/s^2, finger-angle acceleration
+    robust_angle_accel: float = 100.0  # rad/s^2: its Cauchy scale
     sigma_limit: float = 0.01  # rad beyond a joint limit
     sigma_betas: float = 1.0
-    iterations: int = 8  # Levenberg-Marquardt iterations per chunk (at most)
+    iterations: int = 15  # Levenberg-Marquardt iterations per chunk (at most)
     rtol: float = 3e-3  # stop when an iteration lowers the cost by less than this fraction
     shape_iterations: int = 4
     shape_frames: int = 24  # frames the shape is fitted on (spread over the sequence)
-    joint_shape: bool = False
     chunk: int = 512  # frames solved at once (memory is bounded by one chunk)
     overlap: int = 32  # frames shared by consecutive chunks
 
@@ -89,15 +92,18 @@ class Observations:
 
 def robust(r2: torch.Tensor, scale: float, kind: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Robust cost of squared residuals and its IRLS weight (d cost / d r2): Geman-McClure
-    ``s^2 r^2 / (s^2 + r^2)`` or Huber (``r^2`` within ``s``, ``2 s |r| - s^2`` beyond)."""
+    ``s^2 r^2 / (s^2 + r^2)``, Cauchy ``s^2 log(1 + r^2 / s^2)`` or Huber (``r^2`` within ``s``,
+    ``2 s |r| - s^2`` beyond)."""
     s2 = scale**2
     if kind == "gm":
         return s2 * r2 / (s2 + r2), (s2 / (s2 + r2)).pow(2)
+    if kind == "cauchy":
+        return s2 * torch.log1p(r2 / s2), 1.0 / (1.0 + r2 / s2)
     if kind == "huber":
         r = r2.clamp_min(1e-30).sqrt()
         inside = r <= scale
         return torch.where(inside, r2, 2 * scale * r - s2), torch.where(inside, torch.ones_like(r), scale / r)
-    raise ValueError(f"unknown robust kernel {kind!r} (choose gm or huber)")
+    raise ValueError(f"unknown robust kernel {kind!r} (choose gm, cauchy or huber)")
 
 
 def _gram(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -146,51 +152,50 @@ class Normal:
         self.grad[:, idx] += w * r
 
     @staticmethod
-    def _centres(n: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Weights of the diagonal, first and second off-diagonal blocks of ``sum_t |q[t-1] - 2 q[t] + q[t+1]|^2``."""
-        centre = torch.zeros(n, dtype=dtype)
-        centre[1:-1] = 1.0
-        diag = 4 * centre
-        diag[:-1] += centre[1:]
-        diag[1:] += centre[:-1]
-        return diag, -2 * (centre[1:] + centre[:-1]), centre[1:-1]
-
-    @staticmethod
-    def _second_difference_back(q: torch.Tensor) -> torch.Tensor:
-        """Gradient of ``0.5 sum_t |q[t-1] - 2 q[t] + q[t+1]|^2`` with respect to q (N, Q)."""
-        n = q.shape[0]
-        acc = q[:-2] - 2 * q[1:-1] + q[2:]
-        back = torch.zeros_like(q)
-        back[:-2] += acc
-        back[1:-1] -= 2 * acc
-        back[2:] += acc
+    def _second_difference_back(r: torch.Tensor, n: int) -> torch.Tensor:
+        """Adjoint of the second difference: (N - 2, Q) values at the centres -> (N, Q) per frame
+        (the gradient of ``0.5 sum_t w |q[t-1] - 2 q[t] + q[t+1]|^2`` for ``r = w * acc``)."""
+        back = r.new_zeros(n, r.shape[1])
+        back[:-2] += r
+        back[1:-1] -= 2 * r
+        back[2:] += r
         return back
 
-    def add_second_difference(self, q: torch.Tensor, jac: torch.Tensor, w: float) -> None:
-        """Residuals ``q[t-1] - 2 q[t] + q[t+1]`` of a per-frame quantity q (N, Q), Jacobian (N, Q, FRAME_DIM)."""
+    def add_second_difference(self, q: torch.Tensor, jac: torch.Tensor, w: torch.Tensor) -> None:
+        """Residuals ``q[t-1] - 2 q[t] + q[t+1]`` of a per-frame quantity q (N, Q), Jacobian (N, Q, FRAME_DIM),
+        weights (N - 2, Q) per centre frame t = 1 .. N - 2."""
         n = q.shape[0]
         if n < 3:
             return
-        self.grad += w * (jac.transpose(1, 2) @ self._second_difference_back(q)[..., None])[..., 0]
-        c0, c1, c2 = self._centres(n, q.dtype)
-        # the three Gram matrices in float32, the Jacobian converted once (see _gram)
+        acc = q[:-2] - 2 * q[1:-1] + q[2:]
+        self.grad += (jac.transpose(1, 2) @ self._second_difference_back(w * acc, n)[..., None])[..., 0]
+        # the Gram matrices of the three frames of each centre, in float32 (see _gram), jac converted once
         jf = jac.float()
-        jt = jf.transpose(1, 2)
-        self.diag += (w * c0)[:, None, None] * (jt @ jf).double()
-        self.off[0] += (w * c1)[:, None, None] * (jt[:-1] @ jf[1:]).double()
-        self.off[1] += (w * c2)[:, None, None] * (jt[:-2] @ jf[2:]).double()
+        a, b, c = jf[:-2], jf[1:-1], jf[2:]
+        wf = w.float()[..., None]
+        wa, wb, wc = a * wf, b * wf, c * wf
+        gram = lambda x, y: (x.transpose(1, 2) @ y).double()  # noqa: E731
+        self.diag[:-2] += gram(wa, a)
+        self.diag[1:-1] += 4 * gram(wb, b)
+        self.diag[2:] += gram(wc, c)
+        self.off[0][:-1] -= 2 * gram(wa, b)
+        self.off[0][1:] -= 2 * gram(wb, c)
+        self.off[1] += gram(wa, c)
 
-    def add_second_difference_direct(self, q: torch.Tensor, w: float, cols: slice) -> None:
-        """Second differences of the update's own entries ``cols`` (q (N, Q) their values)."""
+    def add_second_difference_direct(self, q: torch.Tensor, w: torch.Tensor, cols: slice) -> None:
+        """Second differences of the update's own entries ``cols`` (q (N, Q) their values), weights (N - 2, Q)
+        per centre frame."""
         n = q.shape[0]
         if n < 3:
             return
         idx = torch.arange(FRAME_DIM)[cols]
-        self.grad[:, idx] += w * self._second_difference_back(q)
-        c0, c1, c2 = self._centres(n, q.dtype)
-        self.diag[:, idx, idx] += (w * c0)[:, None]
-        self.off[0][:, idx, idx] += (w * c1)[:, None]
-        self.off[1][:, idx, idx] += (w * c2)[:, None]
+        self.grad[:, idx] += self._second_difference_back(w * (q[:-2] - 2 * q[1:-1] + q[2:]), n)
+        self.diag[:-2, idx, idx] += w
+        self.diag[1:-1, idx, idx] += 4 * w
+        self.diag[2:, idx, idx] += w
+        self.off[0][:-1, idx, idx] -= 2 * w
+        self.off[0][1:, idx, idx] -= 2 * w
+        self.off[1][:, idx, idx] += w
 
 
 class Objective:
@@ -291,15 +296,17 @@ class Objective:
         if self.temporal and n >= 3:
             fps2 = obs.fps**2
             q = joints.flatten(1)
-            wa = cfg.sigma_accel**-2 * fps2**2
-            acc = q[:-2] - 2 * q[1:-1] + q[2:]
-            cost += float(wa * acc.pow(2).sum())
-            qa = ang * fps2
-            wq = cfg.sigma_angle_accel**-2
-            cost += float(wq * (qa[:-2] - 2 * qa[1:-1] + qa[2:]).pow(2).sum())
+            acc = (q[:-2] - 2 * q[1:-1] + q[2:]) * fps2  # (N - 2, 63) m/s^2
+            rho, irls = robust(acc.unflatten(1, (21, 3)).pow(2).sum(-1), cfg.robust_accel, "cauchy")
+            cost += float(rho.sum()) / cfg.sigma_accel**2
+            wa = (irls * fps2**2 / cfg.sigma_accel**2).repeat_interleave(3, dim=1)  # per joint coordinate
+            acc_ang = (ang[:-2] - 2 * ang[1:-1] + ang[2:]) * fps2  # rad/s^2
+            rho, irls = robust(acc_ang.pow(2), cfg.robust_angle_accel, "cauchy")
+            cost += float(rho.sum()) / cfg.sigma_angle_accel**2
+            wq = irls * fps2**2 / cfg.sigma_angle_accel**2
             if need:
                 normal.add_second_difference(q, jac.flatten(1, 2), wa)
-                normal.add_second_difference_direct(ang, wq * fps2**2, ANGLES)
+                normal.add_second_difference_direct(ang, wq, ANGLES)
         cost += float((state.betas / cfg.sigma_betas).pow(2).sum())
         if need and normal.shape_hess is not None:
             normal.shape_hess += torch.eye(10, dtype=torch.float64) / cfg.sigma_betas**2

@@ -1,8 +1,8 @@
 """Levenberg-Marquardt over a whole sequence: banded normal equations, a shape stage, bounded chunks.
 
 The only coupling between frames is the smoothness terms' second differences, so the normal
-equations are block-banded (blocks of 51 per frame, two blocks off the diagonal) and LAPACK's
-banded Cholesky (``scipy.linalg.solveh_banded``) solves them in time linear in the frames. The
+equations are block-banded (blocks of FRAME_DIM = 33 per frame, two blocks off the diagonal) and LAPACK's
+banded Cholesky (``scipy.linalg.cholesky_banded``) solves them in time linear in the frames. The
 shape is one vector per sequence: it is fitted first, on up to ``shape_frames`` observed frames
 spread over the whole sequence, with every frame's pose free and no temporal term (the shape
 couples all frames, which a Schur complement over the block-diagonal poses handles); then it is
@@ -168,8 +168,6 @@ def fit_shape(hand: nn.Module, init: PoseState, prior: PoseState, obs: Observati
 def refine_sequence(hand: nn.Module, init: PoseState, prior: PoseState, obs: Observations, cfg: RefineConfig) -> PoseState:
     """One shape, then every frame's pose with the shape held, in chunks (see the module doc)."""
     n = init.rot.shape[0]
-    if n <= cfg.chunk and cfg.joint_shape:
-        return levenberg_marquardt(Objective(hand, obs, prior, cfg), init, cfg.iterations, shape=bool(_observed(obs).any()))
     init = fit_shape(hand, init, prior, obs, cfg)
     hold = cfg.overlap // 2
     if n <= cfg.chunk:
