@@ -139,8 +139,13 @@ def test_bad_conditions_are_user_errors(model: UniHand) -> None:
     cond.kp3d = np.zeros((9, 21, 3), np.float32)
     with pytest.raises(UserError, match="frames"):
         model.generate(cond)
-    with pytest.raises(UserError, match="empty"):
+    with pytest.raises(UserError, match="num_frames=0: expected a positive"):
         model.generate(None, num_frames=0)
+    for kw, msg in (({"steps": 0}, "steps=0"), ({"steps": 2000}, "from 1 to 50"), ({"cfg_scale": float("nan")}, "finite"),
+                    ({"cfg_scale": float("inf")}, "finite"), ({"seed": -1}, "seed=-1"), ({"overlap": 48}, "overlap=48"),
+                    ({"window": 12}, "multiple of the decoder segment")):
+        with pytest.raises(UserError, match=msg):
+            model.generate(kp2d_conditions(8), **kw)
 
 
 def test_checkpoint_round_trip_and_incompatible(model: UniHand, tmp_path) -> None:

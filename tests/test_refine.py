@@ -166,12 +166,13 @@ def test_chunked_refinement_is_seamless_and_matches_one_solve() -> None:
 def test_pixels_instead_of_normalised_keypoints_and_bad_confidence_are_one_line_errors(model: UniHand) -> None:
     seq = _sequence(0, frames=16)
     c = seq.conditions
-    px = Conditions(kp2d=c.kp2d * c.image_size, kp2d_mask=c.kp2d_mask, K=c.K, image_size=c.image_size)
     with pytest.raises(UserError, match="normalised to \\[0, 1\\].*pixels"):
-        model.generate(px)
+        Conditions(kp2d=c.kp2d * c.image_size, kp2d_mask=c.kp2d_mask, K=c.K, image_size=c.image_size)
     ok = Conditions.from_pixels(c.kp2d * c.image_size, c.image_size, kp2d_mask=c.kp2d_mask, K=c.K)
     np.testing.assert_allclose(ok.kp2d, c.kp2d, atol=1e-6)
-    bad = Conditions(kp2d=c.kp2d, kp2d_mask=c.kp2d_mask, kp2d_conf=np.full((16, 21), 1.5, np.float32), K=c.K,
-                     image_size=c.image_size)
+    ok.kp2d = ok.kp2d * c.image_size  # set after construction: generate checks again
+    with pytest.raises(UserError, match="pixels"):
+        model.generate(ok)
     with pytest.raises(UserError, match="confidences are expected in \\[0, 1\\]"):
-        model.generate(bad)
+        Conditions(kp2d=c.kp2d, kp2d_mask=c.kp2d_mask, kp2d_conf=np.full((16, 21), 1.5, np.float32), K=c.K,
+                   image_size=c.image_size)

@@ -58,6 +58,21 @@ DEFAULT_FOV_DEG = 60.0
 DEFAULT_IMAGE_SIZE = (640, 480)
 
 
+def check_device(device: str | torch.device) -> torch.device:
+    """A torch device that exists here, or a one-line UserError."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise UserError(f"--device {device!r}: not a torch device; use cpu or cuda[:N]") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {device}: no CUDA device is available here (use --device cpu)")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise UserError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) here")
+    if dev.type not in ("cpu", "cuda"):
+        raise UserError(f"--device {device}: only cpu and cuda are supported")
+    return dev
+
+
 def shipped_checkpoint() -> Path:
     """The small model trained on the synthetic dataset that ships inside the package."""
     return Path(str(resources.files("unihand") / "assets" / "unihand-small"))
@@ -96,6 +111,7 @@ class UniHand(nn.Module):
         (they are never stored in our checkpoints). ``quantize="int8"``: faster CPU inference
         (:mod:`unihand.models.quantize`).
         """
+        device = check_device(device)
         if quantize is not None and quantize not in QUANTIZE_MODES:
             raise UserError(f"unknown quantization '{quantize}' (choose from {', '.join(QUANTIZE_MODES)})")
         if quantize is not None and torch.device(device).type != "cpu":
@@ -298,6 +314,7 @@ class UniHand(nn.Module):
         ablations). ``camera_poses`` (N, 4, 4) T_cano_from_cam: a moving camera's poses, so 2D keypoints
         are reprojected through each frame's own camera. Seeded and reproducible.
         """
+        self._check_sampling(steps, cfg_scale, seed, num_frames, window, overlap)
         cond = conditions if conditions is not None else Conditions()
         if cond.modalities():
             total = cond.num_frames
@@ -337,6 +354,27 @@ class UniHand(nn.Module):
         if out.vertices is not None:
             motion.vertices = out.vertices.numpy().astype(np.float32)
         return motion
+
+    def _check_sampling(self, steps: int | None, cfg_scale: float | None, seed: int, num_frames: int | None,
+                        window: int | None, overlap: int) -> None:
+        """Sampling settings, checked before any work (one-line UserError)."""
+        train_steps = self.cfg.diffusion.train_steps
+        if steps is not None and (not isinstance(steps, (int, np.integer)) or not 1 <= steps <= train_steps):
+            raise UserError(f"steps={steps!r}: expected a whole number of DDIM steps from 1 to {train_steps} "
+                            "(the checkpoint's training steps)")
+        if cfg_scale is not None and not (isinstance(cfg_scale, (int, float, np.number)) and math.isfinite(cfg_scale)):
+            raise UserError(f"cfg_scale={cfg_scale!r}: expected a finite number (1: no guidance; the checkpoint's: "
+                            f"{self.cfg.diffusion.cfg_scale:g})")
+        if not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
+            raise UserError(f"seed={seed!r}: expected a whole number from 0 to 2**63 - 1")
+        if num_frames is not None and (not isinstance(num_frames, (int, np.integer)) or num_frames < 1):
+            raise UserError(f"num_frames={num_frames!r}: expected a positive whole number of frames")
+        seg = self.segment
+        if window is not None and (not isinstance(window, (int, np.integer)) or window < seg or window % seg):
+            raise UserError(f"window={window!r}: expected a multiple of the decoder segment ({seg}) of at least {seg}")
+        win = window or self.cfg.frames
+        if not isinstance(overlap, (int, np.integer)) or not 0 <= overlap < win:
+            raise UserError(f"overlap={overlap!r}: expected a whole number of frames from 0 to {win - 1}")
 
     def _frame_arrays(
         self, frames: np.ndarray, vision_mask: np.ndarray | None, total: int, mirror: bool
@@ -427,6 +465,7 @@ def _blend(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 def condition_arrays(cond: Conditions, total: int) -> dict[str, np.ndarray]:
     """Conditions -> float32/bool arrays with per-joint masks (N, 21), camera defaults filled in."""
+    cond.validate()  # again: fields may have been set after construction
     cond.mask_non_finite()
     out: dict[str, np.ndarray] = {}
     for m in cond.modalities():
@@ -441,15 +480,8 @@ def condition_arrays(cond: Conditions, total: int) -> dict[str, np.ndarray]:
             mask = np.repeat(mask[:, None], 21, axis=1)
         if m == "mano" and mask.ndim != 1:
             raise UserError(f"conditions: 'mano_mask' must have shape ({total},), got {mask.shape}")
-        if m == "kp2d":
-            _check_normalised(arr, mask)
         if m == "kp2d" and cond.kp2d_conf is not None:
             conf = np.asarray(cond.kp2d_conf, np.float32)
-            if conf.shape != arr.shape[:2]:
-                raise UserError(f"conditions: 'kp2d_conf' has shape {conf.shape}, expected {arr.shape[:2]}")
-            if not np.all((conf >= 0) & (conf <= 1)):
-                bad = conf[~((conf >= 0) & (conf <= 1))][0]
-                raise UserError(f"conditions: 'kp2d_conf' holds {bad:g}; confidences are expected in [0, 1]")
             mask = mask & (conf > 0)
             out["kp2d_conf"] = conf
         out[m], out[f"{m}_mask"] = arr, mask
@@ -464,21 +496,6 @@ def condition_arrays(cond: Conditions, total: int) -> dict[str, np.ndarray]:
             K = cond.K
         out["K"], out["image_size"] = np.asarray(K, np.float32), size
     return out
-
-
-#: Normalised 2D keypoints further than this outside [0, 1] cannot be image observations.
-_KP2D_RANGE = (-2.0, 3.0)
-
-
-def _check_normalised(kp2d: np.ndarray, mask: np.ndarray) -> None:
-    """2D keypoints must be normalised by (W, H); values far beyond [0, 1] are pixels given by mistake."""
-    used = kp2d[mask]
-    if used.size and (used.max() > _KP2D_RANGE[1] or used.min() < _KP2D_RANGE[0]):
-        worst = float(used.max() if used.max() > _KP2D_RANGE[1] else used.min())
-        raise UserError(
-            f"conditions: 'kp2d' holds {worst:g}, but 2D keypoints are normalised to [0, 1] by the image size "
-            "(W, H); pixels? divide them by (W, H) (Conditions.from_pixels does it)"
-        )
 
 
 def _mirror_arrays(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

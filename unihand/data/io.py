@@ -107,15 +107,68 @@ def _meta(path: Path, raw: dict[str, np.ndarray]) -> dict[str, Any]:
     if "K" in raw:
         out["K"] = check_array(path, "K", raw["K"], (3, 3)).astype(np.float32)
     if "image_size" in raw:
-        out["image_size"] = check_array(path, "image_size", raw["image_size"], (2,)).astype(np.int64)
+        out["image_size"] = check_array(path, "image_size", raw["image_size"], (2,))
     if "fps" in raw:
         fps = float(check_array(path, "fps", np.reshape(raw["fps"], ()), ()))
         if fps <= 0:
             raise UserError(f"{path}: field 'fps' is {fps}, expected a positive number")
         out["fps"] = fps
     if "is_right" in raw:
-        out["is_right"] = bool(np.reshape(raw["is_right"], ()))
+        flag = np.asarray(raw["is_right"])
+        if flag.size != 1:
+            raise UserError(f"{path}: field 'is_right' has shape {flag.shape}, expected one value (True / False)")
+        out["is_right"] = flag.reshape(()).item() if flag.dtype.kind in "biu" else str(flag.reshape(()))
     return out
+
+
+def _as_array(value: Any) -> Any:
+    """Torch tensors (detached, on the CPU) and lists as numpy arrays; None as is."""
+    if value is None or isinstance(value, np.ndarray):
+        return value
+    if hasattr(value, "detach") and hasattr(value, "cpu"):
+        return value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+def _check_float(where: str, name: str, value: Any, shape: tuple, *, finite: bool) -> np.ndarray:
+    """A real-valued array of ``shape`` (one-line errors), as float32."""
+    arr = np.asarray(value)
+    if arr.dtype == np.bool_ or np.iscomplexobj(arr) or not np.issubdtype(arr.dtype, np.number):
+        raise UserError(f"{where}: field '{name}' has dtype {arr.dtype}, expected real numbers")
+    return check_array(where, name, arr, shape, finite=finite).astype(np.float32)
+
+
+def _check_mask(where: str, name: str, value: Any, shapes: list[tuple[int, ...]]) -> np.ndarray:
+    arr = np.asarray(value)
+    if arr.shape not in shapes:
+        raise UserError(f"{where}: field '{name}' has shape {arr.shape}, expected {' or '.join(map(str, shapes))}")
+    if arr.dtype != np.bool_ and not (np.issubdtype(arr.dtype, np.integer) and np.isin(arr, (0, 1)).all()):
+        raise UserError(f"{where}: field '{name}' has dtype {arr.dtype}, expected booleans (or 0 / 1)")
+    return arr.astype(bool)
+
+
+def _check_meta(record: Any, where: str) -> None:
+    """``is_right``, ``fps``, ``K``, ``image_size`` of a motion or conditions record."""
+    from unihand.geometry.camera import check_image_size, check_intrinsics
+
+    flag = record.is_right
+    if isinstance(flag, np.ndarray) and flag.shape == ():
+        flag = flag.item()
+    if not isinstance(flag, (bool, np.bool_)) and not (isinstance(flag, (int, np.integer)) and flag in (0, 1)):
+        raise UserError(f"{where}: field 'is_right' is {flag!r}, expected True (right hand) or False (left hand)")
+    record.is_right = bool(flag)
+    try:
+        fps = float(record.fps)
+    except (TypeError, ValueError):
+        raise UserError(f"{where}: field 'fps' is {record.fps!r}, expected a positive number") from None
+    if not (np.isfinite(fps) and fps > 0):
+        raise UserError(f"{where}: field 'fps' is {fps}, expected a positive number")
+    record.fps = fps
+    if record.K is not None:
+        K = check_intrinsics(_as_array(record.K), where)
+        record.K = K.astype(np.float32)
+    if record.image_size is not None:
+        record.image_size = np.array(check_image_size(_as_array(record.image_size), where), np.int64)
 
 
 class _NpzRecord:
@@ -125,6 +178,12 @@ class _NpzRecord:
     is_right: bool
     fps: float
 
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self, where: str | os.PathLike | None = None) -> None:
+        raise NotImplementedError
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
         out["is_right"] = np.bool_(self.is_right)
@@ -132,6 +191,8 @@ class _NpzRecord:
         return {**self.extra, **out}
 
     def save(self, path: str | os.PathLike) -> Path:
+        """Validate (non-finite motion values are an error), then write atomically."""
+        self.validate(f"{self.__class__.__name__.lower()} to write to {path}")
         return save_npz(path, self.to_dict())
 
 
@@ -151,6 +212,24 @@ class Motion(_NpzRecord):
     K: np.ndarray | None = None  # (3, 3)
     image_size: np.ndarray | None = None  # (2,) as (W, H)
     extra: dict[str, np.ndarray] = field(default_factory=dict)  # other arrays kept verbatim
+
+    def validate(self, where: str | os.PathLike | None = None) -> None:
+        """Shapes, dtypes, one frame count, finite values and the metadata (one-line UserError)."""
+        where = str(where or "Motion")
+        shapes = {"global_orient": (None, 3), "hand_pose": (None, 45), "betas": (None, 10), "transl": (None, 3),
+                  "joints": (None, 21, 3), "vertices": (None, 778, 3), "joints_2d": (None, 21, 2)}
+        counts = {}
+        for name, shape in shapes.items():
+            value = _as_array(getattr(self, name))
+            if value is None:
+                continue
+            value = _check_float(where, name, value, shape, finite=True)
+            setattr(self, name, value)
+            counts[name] = value.shape[0]
+        if len(set(counts.values())) > 1:
+            detail = ", ".join(f"'{k}' has {v}" for k, v in counts.items())
+            raise UserError(f"{where}: fields disagree on the number of frames ({detail})")
+        _check_meta(self, where)
 
     @property
     def num_frames(self) -> int:
@@ -185,8 +264,31 @@ class Motion(_NpzRecord):
         _frames(path, arrs, list(arrs))
         known = set(shapes) | {"K", "image_size", "fps", "is_right"}
         extra = {k: v for k, v in raw.items() if k not in known}
-        return cls(**arrs, **_meta(path, raw), extra=extra)
+        try:
+            return cls(**arrs, **_meta(path, raw), extra=extra)
+        except UserError as err:
+            msg = str(err)
+            raise UserError(msg if msg.startswith(str(path)) else f"{path}: {msg.removeprefix('Motion: ')}") from None
 
+
+
+#: Normalised 2D keypoints further than this outside [0, 1] cannot be image observations.
+KP2D_RANGE = (-2.0, 3.0)
+
+
+def check_normalised(kp2d: np.ndarray, mask: np.ndarray | None = None, where: str = "conditions") -> None:
+    """2D keypoints must be normalised by (W, H); values far beyond [0, 1] are pixels given by mistake."""
+    kp = np.asarray(kp2d)
+    if mask is not None:
+        m = np.asarray(mask, bool)
+        kp = kp[m] if m.ndim == 2 else kp[m].reshape(-1, 2)
+    used = kp[np.isfinite(kp).all(-1)] if kp.size else kp
+    if used.size and (used.max() > KP2D_RANGE[1] or used.min() < KP2D_RANGE[0]):
+        worst = float(used.max() if used.max() > KP2D_RANGE[1] else used.min())
+        raise UserError(
+            f"{where}: 'kp2d' holds {worst:g}, but 2D keypoints are normalised to [0, 1] by the image size "
+            "(W, H); pixels? divide them by (W, H) (Conditions.from_pixels does it)"
+        )
 
 
 CONDITION_SHAPES: dict[str, tuple[int | None, ...]] = {
@@ -228,6 +330,41 @@ class Conditions(_NpzRecord):
     def modalities(self) -> list[str]:
         return [m for m in CONDITION_SHAPES if getattr(self, m) is not None]
 
+    def validate(self, where: str | os.PathLike | None = None) -> None:
+        """Shapes, dtypes, masks, one frame count, confidences in [0, 1], normalised 2D keypoints and
+        the metadata (one-line UserError). NaN keypoints are allowed: they count as masked."""
+        where = str(where or "Conditions")
+        counts = {}
+        for m, shape in CONDITION_SHAPES.items():
+            value = _as_array(getattr(self, m))
+            mask = _as_array(getattr(self, f"{m}_mask"))
+            if value is None:
+                if mask is not None:
+                    raise UserError(f"{where}: field '{m}_mask' is given without '{m}'")
+                continue
+            value = _check_float(where, m, value, shape, finite=False)
+            n = value.shape[0]
+            counts[m] = n
+            setattr(self, m, value)
+            if mask is not None:
+                shapes = [(n,)] + ([(n, 21)] if m != "mano" else [])
+                setattr(self, f"{m}_mask", _check_mask(where, f"{m}_mask", mask, shapes))
+        conf = _as_array(self.kp2d_conf)
+        if conf is not None:
+            if self.kp2d is None:
+                raise UserError(f"{where}: field 'kp2d_conf' is given without 'kp2d'")
+            conf = _check_float(where, "kp2d_conf", conf, (self.kp2d.shape[0], 21), finite=True)
+            if conf.size and (conf.min() < 0 or conf.max() > 1):
+                bad = conf[(conf < 0) | (conf > 1)][0]
+                raise UserError(f"{where}: field 'kp2d_conf' holds {bad:g}; confidences are expected in [0, 1]")
+            self.kp2d_conf = conf
+        if len(set(counts.values())) > 1:
+            detail = ", ".join(f"'{k}' has {v}" for k, v in counts.items())
+            raise UserError(f"{where}: fields disagree on the number of frames ({detail})")
+        if self.kp2d is not None:
+            check_normalised(self.kp2d, self.kp2d_mask, where)
+        _check_meta(self, where)
+
     @property
     def num_frames(self) -> int:
         mods = self.modalities()
@@ -266,7 +403,11 @@ class Conditions(_NpzRecord):
         _frames(path, out, mods + [f"{m}_mask" for m in mods] + ["kp2d_conf"])
         known = set(out) | {"K", "image_size", "fps", "is_right", "kp2d_conf"}
         extra = {k: v for k, v in raw.items() if k not in known}
-        cond = cls(**out, **_meta(path, raw), extra=extra)
+        try:
+            cond = cls(**out, **_meta(path, raw), extra=extra)
+        except UserError as err:
+            msg = str(err)
+            raise UserError(msg if msg.startswith(str(path)) else f"{path}: {msg.removeprefix('Conditions: ')}") from None
         cond.mask_non_finite()
         return cond
 

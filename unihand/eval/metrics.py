@@ -176,18 +176,26 @@ def joint_acceleration(joints: np.ndarray, fps: float) -> np.ndarray:
     return np.linalg.norm(x[:-2] - 2.0 * x[1:-1] + x[2:], axis=-1) * fps**2
 
 
-def window_join_ratio(joints: np.ndarray, fps: float, window: int, overlap: int, radius: int = 2) -> float:
+def window_join_ratio(joints: np.ndarray, fps: float, window: int, overlap: int, radius: int = 2,
+                      reference: np.ndarray | None = None) -> float:
     """Seams of windowed generation: the largest joint acceleration within ``radius`` frames of a window
     join (where one window's overlap starts and where it ends) over the 95th percentile elsewhere.
 
     Windows as :meth:`unihand.pipeline.UniHand.generate` lays them out (``window`` frames, each next one
     ``window - overlap`` later, the last one flush with the end); the per-frame acceleration is the
-    largest over the joints. 1 or less: joins are no rougher than the rest.
+    largest over the joints. 1 or less: joins are no rougher than the rest. With ``reference`` (the true
+    joints) the acceleration *error* is used instead, so a fast true movement that happens to fall on a
+    join does not count as a seam.
     """
     n = len(joints)
     if n <= window:
         raise ValueError(f"a {n}-frame sequence fits one {window}-frame window: it has no joins")
-    acc = joint_acceleration(joints, fps).max(-1)  # interior frames 1 .. n - 2
+    if reference is None:
+        acc = joint_acceleration(joints, fps).max(-1)  # interior frames 1 .. n - 2
+    else:
+        x, y = np.asarray(joints, np.float64), np.asarray(reference, np.float64)
+        diff = (x[:-2] - 2 * x[1:-1] + x[2:]) - (y[:-2] - 2 * y[1:-1] + y[2:])
+        acc = np.linalg.norm(diff, axis=-1).max(-1) * fps**2
     starts = list(range(0, n - window, window - overlap)) + [n - window]
     joins = {f for a, b in zip(starts[:-1], starts[1:]) for j in (b, a + window)
              for f in range(j - radius, j + radius + 1)}

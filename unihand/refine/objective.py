@@ -106,6 +106,18 @@ def robust(r2: torch.Tensor, scale: float, kind: str) -> tuple[torch.Tensor, tor
     raise ValueError(f"unknown robust kernel {kind!r} (choose gm, cauchy or huber)")
 
 
+def _evidence(obs: "Observations") -> torch.Tensor:
+    """(N,) bool: frames with any observation (2 or more 2D keypoints, a 3D keypoint or MANO)."""
+    seen = torch.zeros(obs.num_frames, dtype=torch.bool)
+    if obs.kp2d is not None:
+        seen |= (obs.kp2d_weight > 0).sum(1) >= 2
+    if obs.kp3d is not None:
+        seen |= (obs.kp3d_weight > 0).any(1)
+    if obs.mano_mask is not None:
+        seen |= obs.mano_mask
+    return seen
+
+
 def _gram(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Batched ``a^T b`` (N, R, P) x (N, R, Q) -> (N, P, Q), in float32 (the normal equations only steer
     the step: the cost that accepts it is float64) and back."""
@@ -218,6 +230,13 @@ class Objective:
             self.given = PoseState.from_mano(obs.mano.numpy())
         else:
             self.given = None
+        self.evidence = _evidence(obs)  # (N,) frames with any observation
+
+    @staticmethod
+    def _smoothness(a2: torch.Tensor, scale: float, seen: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cauchy cost and IRLS weight of squared accelerations at centres with evidence, quadratic elsewhere."""
+        rho, irls = robust(a2, scale, "cauchy")
+        return torch.where(seen, rho, a2), torch.where(seen, irls, torch.ones_like(irls))
 
     # ---------------------------------------------------------------- residuals
     def _reprojection(self, joints: torch.Tensor, jac: torch.Tensor | None):
@@ -297,11 +316,14 @@ class Objective:
             fps2 = obs.fps**2
             q = joints.flatten(1)
             acc = (q[:-2] - 2 * q[1:-1] + q[2:]) * fps2  # (N - 2, 63) m/s^2
-            rho, irls = robust(acc.unflatten(1, (21, 3)).pow(2).sum(-1), cfg.robust_accel, "cauchy")
+            # heavy-tailed where a frame has evidence (a fast movement seen is let through), quadratic
+            # where it has none (nothing there justifies a jump, e.g. the sampler's window joins)
+            seen = self.evidence[1:-1, None]
+            rho, irls = self._smoothness(acc.unflatten(1, (21, 3)).pow(2).sum(-1), cfg.robust_accel, seen)
             cost += float(rho.sum()) / cfg.sigma_accel**2
             wa = (irls * fps2**2 / cfg.sigma_accel**2).repeat_interleave(3, dim=1)  # per joint coordinate
             acc_ang = (ang[:-2] - 2 * ang[1:-1] + ang[2:]) * fps2  # rad/s^2
-            rho, irls = robust(acc_ang.pow(2), cfg.robust_angle_accel, "cauchy")
+            rho, irls = self._smoothness(acc_ang.pow(2), cfg.robust_angle_accel, seen)
             cost += float(rho.sum()) / cfg.sigma_angle_accel**2
             wq = irls * fps2**2 / cfg.sigma_angle_accel**2
             if need:

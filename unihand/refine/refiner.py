@@ -20,6 +20,7 @@ import torch
 from threadpoolctl import threadpool_limits
 from torch import nn
 
+from unihand.errors import UserError
 from unihand.refine.anchor import anchor, spread_given_mano
 from unihand.refine.kinematics import PoseState
 from unihand.refine.objective import Observations, RefineConfig
@@ -64,6 +65,9 @@ class Refiner:
         with torch.no_grad(), threadpool_limits(limits=1, user_api="blas"):
             start = anchor(self.hand, PoseState.from_mano(sample), obs)
             out = refine_sequence(self.hand, start, start, obs, self.config).to_mano()
+        if not np.all(np.isfinite(out)):
+            raise UserError("the refinement produced non-finite values: check the intrinsics K, the image size "
+                            "and the keypoints (or pass refine=False / --refine off)")
         if given is not None and given.any():
             keep = np.r_[0:48, 58:61]
             out[np.ix_(given, keep)] = np.asarray(arrays["mano"], np.float32)[np.ix_(given, keep)]

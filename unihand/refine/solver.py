@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from unihand.refine.kinematics import PoseState, _euler_parts
-from unihand.refine.objective import Normal, Objective, Observations, RefineConfig
+from unihand.refine.objective import Normal, Objective, Observations, RefineConfig, _evidence
 
 _LAMBDA0, _LAMBDA_MAX = 1e-2, 1e8
 
@@ -138,22 +138,10 @@ def levenberg_marquardt(objective: Objective, state: PoseState, iterations: int,
     return state
 
 
-def _observed(obs: Observations) -> torch.Tensor:
-    """(N,) bool: frames with any observation."""
-    seen = torch.zeros(obs.num_frames, dtype=torch.bool)
-    if obs.kp2d is not None:
-        seen |= (obs.kp2d_weight > 0).sum(1) >= 2
-    if obs.kp3d is not None:
-        seen |= (obs.kp3d_weight > 0).any(1)
-    if obs.mano_mask is not None:
-        seen |= obs.mano_mask
-    return seen
-
-
 def fit_shape(hand: nn.Module, init: PoseState, prior: PoseState, obs: Observations, cfg: RefineConfig) -> PoseState:
     """One shape for the sequence from up to ``cfg.shape_frames`` observed frames, their poses free per
     frame; returns ``init`` with that shape and, on those frames, the poses fitted with it."""
-    idx = torch.nonzero(_observed(obs))[:, 0]
+    idx = torch.nonzero(_evidence(obs))[:, 0]
     if idx.numel() == 0:
         return init
     if idx.numel() > cfg.shape_frames:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import sys
 from collections.abc import Iterator
 
@@ -84,6 +85,11 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--detect-scale {args.detect_scale}: expected a factor in (0, 1]")
     if not 0 <= args.conf_threshold <= 1:
         raise UserError(f"--conf-threshold {args.conf_threshold}: expected a value in [0, 1]")
+    if args.cfg_scale is not None and not math.isfinite(args.cfg_scale):
+        raise UserError(f"--cfg-scale {args.cfg_scale}: expected a finite number")
+    from unihand.pipeline import check_device
+
+    check_device(args.device)
     if args.threads < 0:
         raise UserError(f"--threads {args.threads}: expected 0 (torch's default) or a positive number")
     say = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
