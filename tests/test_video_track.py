@@ -110,3 +110,12 @@ def test_outside_confidence() -> None:
     conf = outside_confidence(kp, 100, 50, scale=100)
     assert conf[0] == 1 and conf[3] == 1
     assert 0 < conf[1] < 1 and conf[2] == 0 and conf[4] == 0
+
+
+def test_clips_shorter_than_three_frames_keep_their_hand() -> None:
+    for n in (1, 2):
+        tracks = track_hands([[det((300, 200), 0.9)] for _ in range(n)])
+        assert list(tracks) == ["right"] and tracks["right"].num_detected == n
+    # in a longer clip a hand seen on 2 frames only is still spurious
+    dets = [[det((300, 200), 0.9)] if t < 2 else [] for t in range(10)]
+    assert track_hands(dets) == {}

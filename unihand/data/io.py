@@ -60,7 +60,11 @@ def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path}: no such file")
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder, expected an .npz file")
     try:
+        if not zipfile.is_zipfile(path):
+            raise UserError(f"{path}: not an .npz file (an .npz is a zip archive of arrays, as numpy.savez writes)")
         with np.load(path, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as err:

@@ -151,11 +151,13 @@ def track_hands(
 ) -> dict[str, HandTrack]:
     """One :class:`HandTrack` per requested side that was seen in at least one frame.
 
-    ``detections[t]`` are the hands of frame t. Tracklets shorter than ``min_frames`` are
-    treated as spurious and dropped.
+    ``detections[t]`` are the hands of frame t. Tracklets shorter than ``min_frames`` (or than the
+    clip, if it is shorter) are treated as spurious and dropped.
     """
     n = len(detections)
-    tracklets = [tr for tr in build_tracklets(detections, max_gap=max_gap) if len(tr.frames) >= min_frames]
+    # a clip shorter than min_frames keeps what it has (a 1-frame clip with a hand has a 1-frame track)
+    shortest = min(min_frames, n)
+    tracklets = [tr for tr in build_tracklets(detections, max_gap=max_gap) if len(tr.frames) >= shortest]
     owner: dict[str, dict[int, tuple[_Tracklet, Detection]]] = {s: {} for s in SIDES}
     assigned: dict[str, list[_Tracklet]] = {s: [] for s in SIDES}
     for tr in sorted(tracklets, key=lambda tr: -abs(tr.evidence)):
