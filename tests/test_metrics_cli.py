@@ -80,7 +80,7 @@ def _bad_cases(tmp: Path, j: np.ndarray) -> list[tuple[Path, Path, str]]:
         (_save(tmp / "nan.npz", joints=nan), gt, "'joints' contains NaN"),
         (_save(tmp / "mano.npz", **mano), gt, "unihand fk"),
         (_save(tmp / "empty.npz", other=np.zeros(3)), gt, "missing field 'joints', expected shape (N,21,3)"),
-        (tmp / "notnpz.npz", gt, "not a readable .npz"),
+        (tmp / "notnpz.npz", gt, "not an .npz file"),
         (tmp / "absent.npz", gt, "no such file"),
         (_save(tmp / "shape.npz", joints=j[..., :2]), gt, "'joints' has shape (10, 21, 2), expected (N, 21, 3)"),
         (_save(tmp / "verts.npz", joints=j, vertices=np.zeros((N, 700, 3))), gt, "'vertices' has shape (10, 700, 3), expected (10, 778, 3)"),
