@@ -301,6 +301,7 @@ class UniHand(nn.Module):
         refine: bool = True,
         refine_config: RefineConfig | None = None,
         camera_poses: np.ndarray | None = None,
+        camera_scale: float | str = 1.0,
     ) -> Motion:
         """Generate a complete motion from any mix of conditions (None: unconditional, ``num_frames`` long).
 
@@ -312,7 +313,10 @@ class UniHand(nn.Module):
         (:mod:`unihand.refine`: reprojection, 3D keypoints, given MANO, smoothness, joint limits, one
         shape); ``refine=False`` returns the pure diffusion sample (the paper's sampling, for
         ablations). ``camera_poses`` (N, 4, 4) T_cano_from_cam: a moving camera's poses, so 2D keypoints
-        are reprojected through each frame's own camera. Seeded and reproducible.
+        are reprojected through each frame's own camera; their translations are in metres times
+        ``camera_scale``, or known only up to scale with ``camera_scale="fit"`` (monocular camera
+        tracking): the scale is then fitted to the hands, and the motion's ``extra["T_cano_from_cam"]``
+        holds the poses in metres either way. Seeded and reproducible.
         """
         self._check_sampling(steps, cfg_scale, seed, num_frames, window, overlap)
         cond = conditions if conditions is not None else Conditions()
@@ -342,12 +346,18 @@ class UniHand(nn.Module):
             first_frame = None if first_frame is None else mirror_mano_vector(first_frame)
             camera_poses = None if camera_poses is None else mirror_camera_poses(camera_poses)
         mano = self._generate_windows(arrays, total, steps, cfg_scale, seed, first_frame, window, overlap, progress)
+        scale = 1.0 if camera_scale == "fit" else _check_scale(camera_scale)
         if refine:
-            hand = load_hand_model(self.mano_dir, is_right=True)
-            mano = Refiner(hand, refine_config)(mano, arrays, cond.fps, camera_poses)
+            refiner = Refiner(load_hand_model(self.mano_dir, is_right=True), refine_config)
+            mano = refiner(mano, arrays, cond.fps, camera_poses, camera_scale)
+            scale = refiner.camera_scale
         if not cond.is_right:
             mano = mirror_mano_vector(mano)
         motion = Motion.from_mano(mano, is_right=cond.is_right, fps=cond.fps, K=cond.K, image_size=cond.image_size)
+        if camera_poses is not None:
+            metric = (camera_poses if cond.is_right else mirror_camera_poses(camera_poses)).copy()
+            metric[:, :3, 3] *= scale
+            motion.extra["T_cano_from_cam"] = metric.astype(np.float32)
         hand = load_hand_model(self.mano_dir, is_right=cond.is_right)
         out = hand(**{k: torch.from_numpy(getattr(motion, k)) for k in ("global_orient", "hand_pose", "betas", "transl")})
         motion.joints = out.joints.numpy().astype(np.float32)
@@ -441,6 +451,12 @@ class UniHand(nn.Module):
             out[start + ov : start + length] = res[ov:]
             done = start + length
         return out[:total]
+
+
+def _check_scale(scale: Any) -> float:
+    if isinstance(scale, (int, float, np.number)) and math.isfinite(scale) and scale > 0:
+        return float(scale)
+    raise UserError(f"camera_scale={scale!r}: expected a positive number (metres per unit) or 'fit'")
 
 
 def _attendable(frame_mask: Tensor) -> Tensor:

@@ -20,7 +20,7 @@ cost: this is what keeps a 48-frame Gauss-Newton solve within milliseconds per i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import roma
@@ -64,13 +64,13 @@ _MOVES_FREE = _MOVES[:, _FREE_JOINT, None].double()  # (21, F, 1): the free angl
 
 @dataclass
 class PoseState:
-    """Per-frame hand poses (right-hand space) and one shape; float64 tensors."""
+    """Per-frame hand poses (right-hand space), one shape and one camera scale; float64 tensors."""
 
     rot: torch.Tensor  # (N, 3, 3) global orientation
     angles: torch.Tensor  # (N, 15, 3) flexion, abduction, twist (radians)
     transl: torch.Tensor  # (N, 3)
     betas: torch.Tensor  # (10,)
-
+    log_scale: torch.Tensor = field(default_factory=lambda: torch.zeros((), dtype=torch.float64))  # camera paths
     @classmethod
     def from_mano(cls, mano: np.ndarray, betas: np.ndarray | None = None) -> "PoseState":
         """From (N, 61) MANO vectors; ``betas`` (10,) defaults to their mean."""
@@ -94,10 +94,18 @@ class PoseState:
         rot = roma.rotvec_to_rotmat(delta[:, ROT]) @ self.rot
         angles = self.angles.flatten(1).clone()
         angles[:, FREE_ANGLES] += delta[:, ANGLES]
-        return PoseState(rot, angles.unflatten(1, (15, 3)), self.transl + delta[:, TRANSL], self.betas)
+        return replace(self, rot=rot, angles=angles.unflatten(1, (15, 3)), transl=self.transl + delta[:, TRANSL])
+
+    def step_border(self, kind: str | None, delta: torch.Tensor | None) -> "PoseState":
+        """The state with its shape (``kind="shape"``) or camera log-scale (``"scale"``) moved by ``delta``."""
+        if kind == "shape":
+            return replace(self, betas=self.betas + delta)
+        if kind == "scale":
+            return replace(self, log_scale=self.log_scale + delta[0])
+        return self
 
     def frames(self, idx: torch.Tensor | slice) -> "PoseState":
-        return PoseState(self.rot[idx], self.angles[idx], self.transl[idx], self.betas)
+        return replace(self, rot=self.rot[idx], angles=self.angles[idx], transl=self.transl[idx])
 
 
 def _euler_parts(angles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

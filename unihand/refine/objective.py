@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from unihand.hand.anatomy import JOINT_LIMITS
-from unihand.refine.kinematics import ANGLES, FRAME_DIM, FREE_ANGLES, PoseState, pose_joints
+from unihand.refine.kinematics import ANGLES, FRAME_DIM, FREE_ANGLES, PoseState, _euler_parts, pose_joints
 
 #: Nearest depth (m) the 2D term's Jacobian uses; points closer than this are not pulled through the lens.
 MIN_DEPTH = 0.05
@@ -54,6 +54,7 @@ class RefineConfig:
     robust_angle_accel: float = 100.0  # rad/s^2: its Cauchy scale
     sigma_limit: float = 0.01  # rad beyond a joint limit
     sigma_betas: float = 1.0
+    sigma_log_scale: float = 1.0  # camera scale fitted to the hands: log-normal around its start
     iterations: int = 15  # Levenberg-Marquardt iterations per chunk (at most)
     rtol: float = 3e-3  # stop when an iteration lowers the cost by less than this fraction
     shape_iterations: int = 4
@@ -76,12 +77,14 @@ class Observations:
     kp3d_weight: torch.Tensor | None = None  # (N, 21)
     mano: torch.Tensor | None = None  # (N, 61)
     mano_mask: torch.Tensor | None = None  # (N,) bool
+    fit_scale: bool = False  # the camera translations are known up to one scale, fitted to the hands
 
     def frames(self, idx: slice | torch.Tensor) -> "Observations":
         pick = lambda t: None if t is None else t[idx]  # noqa: E731
         n = int(torch.arange(self.num_frames)[idx].numel())
         return Observations(self.fps, n, pick(self.kp2d), pick(self.kp2d_weight), self.K, pick(self.cam_from_cano),
-                            pick(self.kp3d), pick(self.kp3d_weight), pick(self.mano), pick(self.mano_mask))
+                            pick(self.kp3d), pick(self.kp3d_weight), pick(self.mano), pick(self.mano_mask),
+                            self.fit_scale)
 
     def camera(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, 3, 3) rotation and (N, 3) translation, canonical -> each frame's camera."""
@@ -106,6 +109,17 @@ def robust(r2: torch.Tensor, scale: float, kind: str) -> tuple[torch.Tensor, tor
     raise ValueError(f"unknown robust kernel {kind!r} (choose gm, cauchy or huber)")
 
 
+def shape_jacobian(hand: nn.Module, state: PoseState) -> torch.Tensor:
+    """d joints / d betas (N, 21, 3, 10): joints are affine in betas for both hand models, so a unit step is exact."""
+    n = state.rot.shape[0]
+    steps = torch.cat([state.betas[None], state.betas + torch.eye(10, dtype=state.betas.dtype)])  # (11, 10)
+    local, _ = _euler_parts(state.angles)
+    rotations = torch.cat([state.rot[:, None], local], 1).repeat(11, 1, 1, 1)
+    joints = hand.forward_rotations(rotations, steps.repeat_interleave(n, 0), state.transl.repeat(11, 1)).joints
+    joints = joints.unflatten(0, (11, n))
+    return (joints[1:] - joints[:1]).permute(1, 2, 3, 0)
+
+
 def _evidence(obs: "Observations") -> torch.Tensor:
     """(N,) bool: frames with any observation (2 or more 2D keypoints, a 3D keypoint or MANO)."""
     seen = torch.zeros(obs.num_frames, dtype=torch.bool)
@@ -125,36 +139,44 @@ def _gram(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 class Normal:
-    """Gauss-Newton normal equations of N frames: block-banded (blocks of FRAME_DIM) plus one shape."""
+    """Gauss-Newton normal equations of N frames: block-banded (blocks of FRAME_DIM) plus ``border``
+    variables shared by all frames (the shape, 10, or the camera scale, 1)."""
 
-    def __init__(self, n: int, shape: bool = False, banded: bool = True) -> None:
+    def __init__(self, n: int, border: int = 0, banded: bool = True) -> None:
         p = FRAME_DIM
         z = lambda *s: torch.zeros(*s, dtype=torch.float64)  # noqa: E731
         self.diag, self.grad = z(n, p, p), z(n, p)
         self.off = [z(max(n - 1, 0), p, p), z(max(n - 2, 0), p, p)] if banded else None
-        self.shape_hess, self.shape_grad, self.cross = (z(10, 10), z(10), z(n, p, 10)) if shape else (None, None, None)
+        self.border_hess, self.border_grad, self.cross = (
+            (z(border, border), z(border), z(n, p, border)) if border else (None, None, None))
 
-    def add(self, r: torch.Tensor, jac: torch.Tensor, w: torch.Tensor, jac_shape: torch.Tensor | None = None) -> None:
-        """Per-frame residuals ``r`` (N, R) with Jacobian (N, R, FRAME_DIM), weights (N, R), shape Jacobian (N, R, 10)."""
+    def add(self, r: torch.Tensor, jac: torch.Tensor, w: torch.Tensor, jac_border: torch.Tensor | None = None) -> None:
+        """Per-frame residuals ``r`` (N, R) with Jacobian (N, R, FRAME_DIM), weights (N, R), border Jacobian (N, R, B)."""
         wj = jac * w[..., None]
         self.diag += _gram(wj, jac)
         self.grad += (wj * r[..., None]).sum(1)
-        if self.cross is not None and jac_shape is not None:
-            self.cross += wj.transpose(1, 2) @ jac_shape
-            ws = jac_shape * w[..., None]
-            self.shape_hess += torch.einsum("nra,nrb->ab", ws, jac_shape)
-            self.shape_grad += (ws * r[..., None]).sum((0, 1))
+        if self.cross is not None and jac_border is not None:
+            self.cross += wj.transpose(1, 2) @ jac_border
+            wb = jac_border * w[..., None]
+            self.border_hess += torch.einsum("nra,nrb->ab", wb, jac_border)
+            self.border_grad += (wb * r[..., None]).sum((0, 1))
 
-    def predicted_decrease(self, d_pose: torch.Tensor, d_shape: torch.Tensor | None = None) -> float:
+    def add_border_prior(self, r: torch.Tensor, w: torch.Tensor) -> None:
+        """Residuals that are the border variables' own values (r (B,) with weights w (B,))."""
+        if self.border_hess is not None:
+            self.border_hess += torch.diag(w)
+            self.border_grad += w * r
+
+    def predicted_decrease(self, d_pose: torch.Tensor, d_border: torch.Tensor | None = None) -> float:
         """Decrease of the cost the Gauss-Newton model predicts for a step: ``-(2 g.d + d^T H d)``."""
         quad = torch.einsum("na,nab,nb->", d_pose, self.diag, d_pose)
         lin = (self.grad * d_pose).sum()
         if self.off is not None:
             quad = quad + 2 * torch.einsum("na,nab,nb->", d_pose[:-1], self.off[0], d_pose[1:])
             quad = quad + 2 * torch.einsum("na,nab,nb->", d_pose[:-2], self.off[1], d_pose[2:])
-        if d_shape is not None and self.shape_hess is not None:
-            quad = quad + 2 * torch.einsum("na,nab,b->", d_pose, self.cross, d_shape) + d_shape @ self.shape_hess @ d_shape
-            lin = lin + self.shape_grad @ d_shape
+        if d_border is not None and self.border_hess is not None:
+            quad = quad + 2 * torch.einsum("na,nab,b->", d_pose, self.cross, d_border) + d_border @ self.border_hess @ d_border
+            lin = lin + self.border_grad @ d_border
         return float(-(2 * lin + quad))
 
     def add_direct(self, r: torch.Tensor, w: torch.Tensor, cols: slice = slice(None)) -> None:
@@ -239,11 +261,17 @@ class Objective:
         return torch.where(seen, rho, a2), torch.where(seen, irls, torch.ones_like(irls))
 
     # ---------------------------------------------------------------- residuals
-    def _reprojection(self, joints: torch.Tensor, jac: torch.Tensor | None):
-        """Metric 2D residuals (N, 42), IRLS weights (N, 42), robust cost, Jacobian (N, 42, P) or None."""
+    def _reprojection(self, joints: torch.Tensor, jac: torch.Tensor | None, log_scale: torch.Tensor,
+                      scale_column: bool = False):
+        """Metric 2D residuals (N, 42), IRLS weights (N, 42), robust cost, Jacobian (N, 42, P) or None.
+
+        The camera translations are scaled by ``exp(log_scale)``; ``scale_column`` appends the
+        Jacobian column of that log-scale.
+        """
         obs, cfg = self.obs, self.cfg
         moving = obs.cam_from_cano is not None
-        cam = torch.einsum("nij,nkj->nki", self.cam_rot, joints) + self.cam_t[:, None] if moving else joints
+        cam_t = self.cam_t * log_scale.exp()
+        cam = torch.einsum("nij,nkj->nki", self.cam_rot, joints) + cam_t[:, None] if moving else joints
         z = cam[..., 2:].clamp_min(MIN_DEPTH)  # (N, 21, 1)
         xy = cam[..., :2] / z
         K2 = obs.K[:2, :2]
@@ -256,6 +284,8 @@ class Objective:
         if jac is None:
             return r.flatten(1), w, cost, None
         jcam = torch.einsum("nij,nkjp->nkip", self.cam_rot, jac) if moving else jac  # (N, 21, 3, P)
+        if scale_column:  # d cam / d log-scale = the scaled translation, the same for every joint
+            jcam = torch.cat([jcam, cam_t[:, None, :, None].expand(-1, 21, 3, 1)], -1)
         # d(x/z, y/z) = (d[x, y] - [x/z, y/z] dz) / z, then K's 2 x 2 part, then metres at the hand
         dxy = (jcam[..., :2, :] - xy[..., None] * jcam[..., 2:, :]) * (s / z)[..., None]
         return r.flatten(1), w, cost, (K2 @ dxy).flatten(1, 2)
@@ -274,20 +304,21 @@ class Objective:
             w = w * mask[:, None].to(r)
         return r, w
 
-    def evaluate(self, state: PoseState, normal: Normal | None = None,
-                 jac_shape: torch.Tensor | None = None) -> float:
-        """Total cost of ``state``; with ``normal``, add every term's Gauss-Newton contribution to it."""
+    def evaluate(self, state: PoseState, normal: Normal | None = None, border: str | None = None) -> float:
+        """Total cost of ``state``; with ``normal``, add every term's Gauss-Newton contribution to it,
+        with ``border`` "shape" (the betas) or "scale" (the camera scale) as shared variables."""
         cfg, obs = self.cfg, self.obs
         need = normal is not None
         joints, jac = pose_joints(self.hand, state, jacobian=need)
+        jac_shape = shape_jacobian(self.hand, state) if need and border == "shape" else None
         n = joints.shape[0]
         cost = 0.0
         if obs.kp2d is not None:
             both = jac if jac_shape is None or jac is None else torch.cat([jac, jac_shape], -1)
-            r, w, c, j2 = self._reprojection(joints, both)
+            r, w, c, j2 = self._reprojection(joints, both, state.log_scale, need and border == "scale")
             cost += c
             if need:
-                normal.add(r, j2[..., :FRAME_DIM], w, None if jac_shape is None else j2[..., FRAME_DIM:])
+                normal.add(r, j2[..., :FRAME_DIM], w, None if border is None else j2[..., FRAME_DIM:])
         if obs.kp3d is not None:
             r = (joints - obs.kp3d).flatten(1)
             w = (obs.kp3d_weight / cfg.sigma_3d**2)[..., None].expand(-1, -1, 3).flatten(1)
@@ -330,16 +361,19 @@ class Objective:
                 normal.add_second_difference(q, jac.flatten(1, 2), wa)
                 normal.add_second_difference_direct(ang, wq, ANGLES)
         cost += float((state.betas / cfg.sigma_betas).pow(2).sum())
-        if need and normal.shape_hess is not None:
-            normal.shape_hess += torch.eye(10, dtype=torch.float64) / cfg.sigma_betas**2
-            normal.shape_grad += state.betas / cfg.sigma_betas**2
+        if need and border == "shape":
+            normal.add_border_prior(state.betas, torch.full((10,), cfg.sigma_betas**-2, dtype=torch.float64))
         if self.given is not None:  # the shape of given MANO frames
             mask = obs.mano_mask.to(torch.float64)
             diff = state.betas - obs.mano[:, 48:58]
             cost += float((mask[:, None] * diff.pow(2)).sum()) / cfg.sigma_mano_betas**2
-            if need and normal.shape_hess is not None:
-                normal.shape_hess += torch.eye(10, dtype=torch.float64) * float(mask.sum()) / cfg.sigma_mano_betas**2
-                normal.shape_grad += (mask[:, None] * diff).sum(0) / cfg.sigma_mano_betas**2
+            if need and border == "shape":
+                k = float(mask.sum()) / cfg.sigma_mano_betas**2
+                normal.add_border_prior((mask[:, None] * diff).sum(0) / max(float(mask.sum()), 1.0),
+                                        torch.full((10,), k, dtype=torch.float64))
+        cost += float(state.log_scale / cfg.sigma_log_scale) ** 2
+        if need and border == "scale":
+            normal.add_border_prior(state.log_scale[None], torch.full((1,), cfg.sigma_log_scale**-2, dtype=torch.float64))
         return cost
 
 

@@ -22,8 +22,8 @@ from torch import nn
 
 from unihand.errors import UserError
 from unihand.refine.anchor import anchor, spread_given_mano
-from unihand.refine.kinematics import PoseState
-from unihand.refine.objective import Observations, RefineConfig
+from unihand.refine.kinematics import PoseState, pose_joints
+from unihand.refine.objective import Observations, RefineConfig, _evidence
 from unihand.refine.solver import refine_sequence
 
 
@@ -52,11 +52,22 @@ class Refiner:
     def __init__(self, hand: nn.Module, config: RefineConfig | None = None) -> None:
         self.hand = hand
         self.config = config or RefineConfig()
+        self.camera_scale = 1.0  # of the last call's camera translations (fitted with camera_scale="fit")
 
     def __call__(self, sample: np.ndarray, arrays: dict[str, np.ndarray], fps: float,
-                 camera_poses: np.ndarray | None = None) -> np.ndarray:
-        """The refined (N, 61) motion: one shape, given MANO frames' poses exactly as given."""
-        obs = observations(arrays, len(sample), fps, camera_poses)
+                 camera_poses: np.ndarray | None = None, camera_scale: float | str = 1.0) -> np.ndarray:
+        """The refined (N, 61) motion: one shape, given MANO frames' poses exactly as given.
+
+        ``camera_poses`` T_cano_from_cam (N, 4, 4) with translations in metres times ``camera_scale``;
+        ``camera_scale="fit"``: translations known only up to scale (monocular camera tracking), the
+        scale is fitted to the hands (metric bones and hand size) and left in ``self.camera_scale``.
+        """
+        fit = camera_scale == "fit"
+        poses = None if camera_poses is None else np.asarray(camera_poses, np.float64).copy()
+        if poses is not None and not fit:
+            poses[:, :3, 3] *= float(camera_scale)
+        obs = observations(arrays, len(sample), fps, poses)
+        obs.fit_scale = fit and poses is not None
         given = arrays.get("mano_mask")
         if given is not None and given.any():
             sample = spread_given_mano(sample, arrays["mano"], given)
@@ -64,7 +75,15 @@ class Refiner:
         # work on a few cores made them 6x slower (bench/RESULTS.md, issue 11)
         with torch.no_grad(), threadpool_limits(limits=1, user_api="blas"):
             start = anchor(self.hand, PoseState.from_mano(sample), obs)
-            out = refine_sequence(self.hand, start, start, obs, self.config).to_mano()
+            scale = 1.0
+            if obs.fit_scale:  # a first scale from the placed hands, then place them again with it
+                scale = initial_camera_scale(self.hand, start, obs)
+                obs.cam_from_cano = obs.cam_from_cano.clone()
+                obs.cam_from_cano[:, :3, 3] *= scale
+                start = anchor(self.hand, PoseState.from_mano(sample), obs)
+            solved = refine_sequence(self.hand, start, start, obs, self.config)
+            out = solved.to_mano()
+        self.camera_scale = float(scale * solved.log_scale.exp()) if obs.fit_scale else float(camera_scale)
         if not np.all(np.isfinite(out)):
             raise UserError("the refinement produced non-finite values: check the intrinsics K, the image size "
                             "and the keypoints (or pass refine=False / --refine off)")
@@ -72,3 +91,22 @@ class Refiner:
             keep = np.r_[0:48, 58:61]
             out[np.ix_(given, keep)] = np.asarray(arrays["mano"], np.float32)[np.ix_(given, keep)]
         return out
+
+
+def initial_camera_scale(hand: nn.Module, state: PoseState, obs: Observations) -> float:
+    """The scale of up-to-scale camera translations under which the placed wrist moves most smoothly in
+    the world: with ``c_t`` its camera-frame position (metric, from the hand's size) and ``(R_t, t_t)``
+    the unit camera, ``p_t(s) = R_t^T (c_t - s t_t)``; least squares on the acceleration of ``p`` over
+    frames with evidence (1 when that is undetermined; the refinement then fits the scale with every
+    other term)."""
+    joints, _ = pose_joints(hand, state, jacobian=False)
+    rot, t = obs.camera(state.rot.shape[0])
+    cam = torch.einsum("nij,nj->ni", rot, joints[:, 0]) + t  # camera-frame wrist at unit scale
+    a = torch.einsum("nji,nj->ni", rot, cam)  # R^T c
+    b = torch.einsum("nji,nj->ni", rot, t)  # R^T t
+    seen = _evidence(obs)
+    ok = seen[2:] & seen[1:-1] & seen[:-2]
+    da, db = (a[2:] - 2 * a[1:-1] + a[:-2])[ok], (b[2:] - 2 * b[1:-1] + b[:-2])[ok]
+    denom = float((db * db).sum())
+    s = float((da * db).sum()) / denom if denom > 1e-12 else 1.0
+    return float(np.clip(s, 1e-2, 1e2)) if s > 0 else 1.0

@@ -15,27 +15,17 @@ by one chunk whatever the sequence length.
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 
 import numpy as np
 import scipy.linalg
 import torch
 from torch import nn
 
-from unihand.refine.kinematics import PoseState, _euler_parts
+from unihand.refine.kinematics import PoseState
 from unihand.refine.objective import Normal, Objective, Observations, RefineConfig, _evidence
 
 _LAMBDA0, _LAMBDA_MAX = 1e-2, 1e8
-
-
-def shape_jacobian(hand: nn.Module, state: PoseState) -> torch.Tensor:
-    """d joints / d betas (N, 21, 3, 10): joints are affine in betas for both hand models, so a unit step is exact."""
-    n = state.rot.shape[0]
-    steps = torch.cat([state.betas[None], state.betas + torch.eye(10, dtype=state.betas.dtype)])  # (11, 10)
-    local, _ = _euler_parts(state.angles)
-    rotations = torch.cat([state.rot[:, None], local], 1).repeat(11, 1, 1, 1)
-    joints = hand.forward_rotations(rotations, steps.repeat_interleave(n, 0), state.transl.repeat(11, 1)).joints
-    joints = joints.unflatten(0, (11, n))
-    return (joints[1:] - joints[:1]).permute(1, 2, 3, 0)
 
 
 def _damped(block: torch.Tensor, lam: float) -> torch.Tensor:
@@ -64,18 +54,18 @@ def _band_index(n: int, p: int, u: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def solve_block_diagonal(normal: Normal, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Damped step of frames that do not interact (no temporal terms) plus one shape: a Schur
-    complement on the shape over batched per-frame Cholesky factors."""
+    """Damped step of frames that do not interact (no temporal terms) plus the border (the shape): a
+    Schur complement on the border over batched per-frame Cholesky factors."""
     chol = torch.linalg.cholesky(_damped(normal.diag, lam))
-    a_inv_b = torch.cholesky_solve(normal.cross, chol)  # (N, P, 10)
+    a_inv_b = torch.cholesky_solve(normal.cross, chol)  # (N, P, B)
     a_inv_g = torch.cholesky_solve(normal.grad[..., None], chol)[..., 0]  # (N, P)
-    schur = _damped(normal.shape_hess, lam) - torch.einsum("npa,npb->ab", normal.cross, a_inv_b)
-    d_shape = torch.linalg.solve(schur, -normal.shape_grad + torch.einsum("npa,np->a", normal.cross, a_inv_g))
-    return -(a_inv_g + a_inv_b @ d_shape), d_shape
+    schur = _damped(normal.border_hess, lam) - torch.einsum("npa,npb->ab", normal.cross, a_inv_b)
+    d_border = torch.linalg.solve(schur, -normal.border_grad + torch.einsum("npa,np->a", normal.cross, a_inv_g))
+    return -(a_inv_g + a_inv_b @ d_border), d_border
 
 
 def solve(normal: Normal, lam: float) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Damped Gauss-Newton step: poses (N, FRAME_DIM) and, with a shape border, the shape (10,)."""
+    """Damped Gauss-Newton step: poses (N, FRAME_DIM) and, with a border, the border variables (B,)."""
     if normal.off is None:
         return solve_block_diagonal(normal, lam)
     n, p = normal.diag.shape[:2]
@@ -86,24 +76,29 @@ def solve(normal: Normal, lam: float) -> tuple[torch.Tensor, torch.Tensor | None
     ab[dest] = blocks.numpy()[src]
     chol = scipy.linalg.cholesky_banded(ab.reshape(u + 1, n * p), check_finite=False)
     g = -normal.grad.numpy().reshape(-1, 1)
-    if normal.shape_hess is None:
+    if normal.border_hess is None:
         return torch.from_numpy(scipy.linalg.cho_solve_banded((chol, False), g, check_finite=False).reshape(n, p)), None
-    border = normal.cross.numpy().reshape(n * p, 10)
+    k = normal.border_hess.shape[0]
+    border = normal.cross.numpy().reshape(n * p, k)
     x = scipy.linalg.cho_solve_banded((chol, False), np.hstack([border, g]), check_finite=False)
-    schur = _damped(normal.shape_hess, lam).numpy() - border.T @ x[:, :10]
-    d_shape = np.linalg.solve(schur, -normal.shape_grad.numpy() - border.T @ x[:, 10])
-    d_pose = x[:, 10] - x[:, :10] @ d_shape
-    return torch.from_numpy(d_pose.reshape(n, p)), torch.from_numpy(d_shape)
+    schur = _damped(normal.border_hess, lam).numpy() - border.T @ x[:, :k]
+    d_border = np.linalg.solve(schur, -normal.border_grad.numpy() - border.T @ x[:, k])
+    d_pose = x[:, k] - x[:, :k] @ d_border
+    return torch.from_numpy(d_pose.reshape(n, p)), torch.from_numpy(d_border)
 
 
-def levenberg_marquardt(objective: Objective, state: PoseState, iterations: int, shape: bool = False,
+BORDER_SIZE = {None: 0, "shape": 10, "scale": 1}
+
+
+def levenberg_marquardt(objective: Objective, state: PoseState, iterations: int, border: str | None = None,
                         rtol: float | None = None) -> PoseState:
-    """Minimise ``objective`` from ``state``; ``shape`` also fits the betas."""
+    """Minimise ``objective`` from ``state``; ``border`` "shape" also fits the betas, "scale" the camera scale."""
     n = state.rot.shape[0]
+    shape = border == "shape"
 
     def linearise(st: PoseState) -> tuple[float, Normal]:
-        normal = Normal(n, shape=shape, banded=objective.temporal)
-        return objective.evaluate(st, normal, shape_jacobian(objective.hand, st) if shape else None), normal
+        normal = Normal(n, border=BORDER_SIZE[border], banded=objective.temporal)
+        return objective.evaluate(st, normal, border), normal
 
     rtol = objective.cfg.rtol if rtol is None else rtol
     lam, nu = _LAMBDA0, 2.0
@@ -111,14 +106,12 @@ def levenberg_marquardt(objective: Objective, state: PoseState, iterations: int,
     for _ in range(iterations):
         while True:
             try:
-                d_pose, d_shape = solve(normal, lam)
+                d_pose, d_border = solve(normal, lam)
             except (np.linalg.LinAlgError, torch.linalg.LinAlgError):
                 d_pose = None
             if d_pose is not None:
-                trial = state.step(d_pose)
-                if d_shape is not None:
-                    trial = PoseState(trial.rot, trial.angles, trial.transl, state.betas + d_shape)
-                predicted = normal.predicted_decrease(d_pose, d_shape)
+                trial = state.step(d_pose).step_border(border, d_border)
+                predicted = normal.predicted_decrease(d_pose, d_border)
                 # the pose stage takes nearly every step: linearise right away; the shape stage, whose
                 # first steps are often refused, prices a step before linearising at it
                 new_cost, new_normal = linearise(trial) if not shape else (objective.evaluate(trial), None)
@@ -147,10 +140,10 @@ def fit_shape(hand: nn.Module, init: PoseState, prior: PoseState, obs: Observati
     if idx.numel() > cfg.shape_frames:
         idx = idx[torch.linspace(0, idx.numel() - 1, cfg.shape_frames).round().long()]
     objective = Objective(hand, obs.frames(idx), prior.frames(idx), cfg, temporal=False)
-    fitted = levenberg_marquardt(objective, init.frames(idx), cfg.shape_iterations, shape=True)
+    fitted = levenberg_marquardt(objective, init.frames(idx), cfg.shape_iterations, border="shape")
     rot, ang, tr = init.rot.clone(), init.angles.clone(), init.transl.clone()
     rot[idx], ang[idx], tr[idx] = fitted.rot, fitted.angles, fitted.transl
-    return PoseState(rot, ang, tr, fitted.betas)
+    return replace(init, rot=rot, angles=ang, transl=tr, betas=fitted.betas)
 
 
 def refine_sequence(hand: nn.Module, init: PoseState, prior: PoseState, obs: Observations, cfg: RefineConfig) -> PoseState:
@@ -159,7 +152,7 @@ def refine_sequence(hand: nn.Module, init: PoseState, prior: PoseState, obs: Obs
     init = fit_shape(hand, init, prior, obs, cfg)
     hold = cfg.overlap // 2
     if n <= cfg.chunk:
-        return levenberg_marquardt(Objective(hand, obs, prior, cfg), init, cfg.iterations)
+        return levenberg_marquardt(Objective(hand, obs, prior, cfg), init, cfg.iterations, border=_scale(obs))
     result = init
     start = 0
     while True:
@@ -174,16 +167,24 @@ def refine_sequence(hand: nn.Module, init: PoseState, prior: PoseState, obs: Obs
             mano[:hold] = torch.from_numpy(result.frames(slice(start, start + hold)).to_mano().astype(np.float64))
             mask[:hold] = True
             chunk_obs.mano, chunk_obs.mano_mask = mano, mask
-        solved = levenberg_marquardt(Objective(hand, chunk_obs, prior.frames(sl), cfg), init.frames(sl), cfg.iterations)
+        # the camera scale is fitted on the first chunk and held after it
+        start_state = replace(init.frames(sl), log_scale=result.log_scale)
+        solved = levenberg_marquardt(Objective(hand, chunk_obs, prior.frames(sl), cfg), start_state, cfg.iterations,
+                                     border=_scale(obs) if start == 0 else None)
         result = _put(result, solved, start, slice(0 if start == 0 else hold, None))
         if end == n:
             return result
         start = end - cfg.overlap
 
 
+def _scale(obs: Observations) -> str | None:
+    """The border of the pose stage: the camera scale when the camera path is known only up to it."""
+    return "scale" if obs.fit_scale and obs.cam_from_cano is not None and obs.kp2d is not None else None
+
+
 def _put(whole: PoseState, part: PoseState, start: int, keep: slice) -> PoseState:
     rot, ang, tr = whole.rot.clone(), whole.angles.clone(), whole.transl.clone()
     idx = torch.arange(part.rot.shape[0])[keep]
     rot[start + idx], ang[start + idx], tr[start + idx] = part.rot[idx], part.angles[idx], part.transl[idx]
-    return PoseState(rot, ang, tr, whole.betas)
+    return replace(whole, rot=rot, angles=ang, transl=tr, log_scale=part.log_scale)
 
