@@ -248,3 +248,15 @@ def test_given_mano_frames_come_back_and_3d_keypoints_are_met(model: UniHand) ->
 def _split(mano: np.ndarray) -> dict[str, torch.Tensor]:
     t = torch.from_numpy(mano)
     return {"global_orient": t[:, :3], "hand_pose": t[:, 3:48], "betas": t[:, 48:58], "transl": t[:, 58:]}
+
+
+def test_swapped_schedulers(model: UniHand) -> None:
+    cond = kp2d_conditions(16)
+    ddim = model.generate(cond, seed=3, steps=10, refine=False).mano()
+    # DDIM (eta 0) is the Euler step of the same probability-flow ODE: the same samples
+    euler = model.generate(cond, seed=3, steps=10, scheduler="euler", refine=False).mano()
+    np.testing.assert_allclose(euler, ddim, atol=1e-3)
+    dpm = model.generate(cond, seed=3, steps=5, scheduler="dpm", refine=False).mano()
+    assert np.isfinite(dpm).all() and np.abs(dpm - ddim).max() > 1e-4
+    with pytest.raises(UserError, match="scheduler='plms'"):
+        model.generate(cond, scheduler="plms")

@@ -37,7 +37,7 @@ class StubModel:
     def __init__(self) -> None:
         self.calls: list[Conditions] = []
 
-    def generate(self, cond: Conditions, *, steps=None, cfg_scale=None, seed=0, progress=False, refine=True,
+    def generate(self, cond: Conditions, *, steps=None, cfg_scale=None, seed=0, progress=False, refine=True, scheduler="ddim",
                  camera_poses=None) -> Motion:
         self.calls.append(cond)
         n = cond.num_frames

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from unihand.config import ModelConfig, from_dict, to_dict
 from unihand.data.io import Conditions, Motion, atomic_write
-from unihand.diffusion.sampling import guided_sample, sample_scheduler
+from unihand.diffusion.sampling import SCHEDULERS, guided_sample, sample_scheduler
 from unihand.errors import UserError
 from unihand.geometry.canonical import check_camera_poses
 from unihand.geometry.mirror import (
@@ -111,11 +111,11 @@ class UniHand(nn.Module):
         (they are never stored in our checkpoints). ``quantize="int8"``: faster CPU inference
         (:mod:`unihand.models.quantize`).
         """
-        device = check_device(device)
         if quantize is not None and quantize not in QUANTIZE_MODES:
             raise UserError(f"unknown quantization '{quantize}' (choose from {', '.join(QUANTIZE_MODES)})")
-        if quantize is not None and torch.device(device).type != "cpu":
+        if quantize is not None and str(device).split(":")[0] != "cpu":
             raise UserError(f"quantize={quantize!r} runs on the CPU only, not on {device}")
+        device = check_device(device)
         path = Path(path) if path is not None else shipped_checkpoint()
         cfg_path, w_path = path / CONFIG_NAME, path / WEIGHTS_NAME
         if not cfg_path.exists() or not w_path.exists():
@@ -257,8 +257,10 @@ class UniHand(nn.Module):
         cfg_scale: float | None = None,
         generator: torch.Generator | None = None,
         first_frame: Tensor | None = None,
+        scheduler: str = "ddim",
     ) -> Tensor:
         """One window: conditions -> MANO (B, N, 61). An empty ``batch`` samples unconditionally.
+        ``scheduler``: ``ddim`` (the paper's), ``dpm`` (DPM-Solver++) or ``euler``.
 
         ``batch["frames"]`` (B, N, 3, H, W) uint8 with ``batch["vision_mask"]`` (B, N) adds the vision
         condition (checkpoints trained with vision only).
@@ -275,7 +277,7 @@ class UniHand(nn.Module):
             vision_mask = batch.get("vision_mask")
             vision = self.hand_tokens(batch["frames"], first_frame, vision_mask=vision_mask)
         latent = guided_sample(
-            self.denoiser, sample_scheduler(dcfg), tokens,
+            self.denoiser, sample_scheduler(dcfg, scheduler), tokens,
             steps=steps or dcfg.sample_steps,
             cfg_scale=dcfg.cfg_scale if cfg_scale is None else cfg_scale,
             generator=generator, vision=vision, vision_mask=vision_mask,
@@ -302,6 +304,7 @@ class UniHand(nn.Module):
         refine_config: RefineConfig | None = None,
         camera_poses: np.ndarray | None = None,
         camera_scale: float | str = 1.0,
+        scheduler: str = "ddim",
     ) -> Motion:
         """Generate a complete motion from any mix of conditions (None: unconditional, ``num_frames`` long).
 
@@ -316,9 +319,12 @@ class UniHand(nn.Module):
         are reprojected through each frame's own camera; their translations are in metres times
         ``camera_scale``, or known only up to scale with ``camera_scale="fit"`` (monocular camera
         tracking): the scale is then fitted to the hands, and the motion's ``extra["T_cano_from_cam"]``
-        holds the poses in metres either way. Seeded and reproducible.
+        holds the poses in metres either way. ``scheduler``: ``ddim`` (the paper's, default), ``dpm``
+        (DPM-Solver++) or ``euler``, on the model's training schedule. Seeded and reproducible.
         """
         self._check_sampling(steps, cfg_scale, seed, num_frames, window, overlap)
+        if scheduler not in SCHEDULERS:
+            raise UserError(f"scheduler={scheduler!r}: choose from {', '.join(SCHEDULERS)}")
         cond = conditions if conditions is not None else Conditions()
         if cond.modalities():
             total = cond.num_frames
@@ -345,7 +351,8 @@ class UniHand(nn.Module):
             arrays = _mirror_arrays(arrays)
             first_frame = None if first_frame is None else mirror_mano_vector(first_frame)
             camera_poses = None if camera_poses is None else mirror_camera_poses(camera_poses)
-        mano = self._generate_windows(arrays, total, steps, cfg_scale, seed, first_frame, window, overlap, progress)
+        mano = self._generate_windows(arrays, total, steps, cfg_scale, seed, first_frame, window, overlap, progress,
+                                      scheduler)
         scale = 1.0 if camera_scale == "fit" else _check_scale(camera_scale)
         if refine:
             refiner = Refiner(load_hand_model(self.mano_dir, is_right=True), refine_config)
@@ -409,6 +416,7 @@ class UniHand(nn.Module):
     def _generate_windows(
         self, arrays: dict[str, np.ndarray], total: int, steps: int | None, cfg_scale: float | None,
         seed: int, first_frame: np.ndarray | None, window: int | None, overlap: int, progress: bool = False,
+        scheduler: str = "ddim",
     ) -> np.ndarray:
         seg = self.segment
         win = window or self.cfg.frames
@@ -441,7 +449,8 @@ class UniHand(nn.Module):
             batch = {k: torch.from_numpy(np.asarray(v))[None].to(device) for k, v in chunk.items()}
             ff = None if anchor is None else torch.from_numpy(np.asarray(anchor, np.float32))[None].to(device)
             noise_gen = torch.Generator(device="cpu").manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
-            res = self.sample(batch, num_frames=length, steps=steps, cfg_scale=cfg_scale, generator=noise_gen, first_frame=ff)
+            res = self.sample(batch, num_frames=length, steps=steps, cfg_scale=cfg_scale, generator=noise_gen,
+                              first_frame=ff, scheduler=scheduler)
             res = res[0].float().cpu().numpy()
             ov = max(0, done - start)
             if ov:

@@ -1,7 +1,9 @@
-"""DDPM training schedule and DDIM sampling with classifier-free guidance (paper A.3).
+"""DDPM training schedule and sampling with classifier-free guidance (paper A.3).
 
 The schedules are diffusers' (cosine = ``squaredcos_cap_v2``), predicting the clean sample,
-with ``clip_sample=False`` since latents are not bounded like images.
+with ``clip_sample=False`` since latents are not bounded like images. Sampling defaults to the
+paper's DDIM; any diffusers scheduler that takes a clean-sample prediction can replace it
+(:data:`SCHEDULERS`: DDIM, DPM-Solver++, Euler), built from the same training schedule.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
-from diffusers import DDIMScheduler, DDPMScheduler
+from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from torch import Tensor
 
 from unihand.config import DiffusionConfig
@@ -33,9 +36,22 @@ def train_scheduler(cfg: DiffusionConfig) -> DDPMScheduler:
     return DDPMScheduler(**_kwargs(cfg))
 
 
-def sample_scheduler(cfg: DiffusionConfig) -> DDIMScheduler:
-    # "trailing" spacing starts sampling at the last training step (pure noise), as it should.
-    return DDIMScheduler(**_kwargs(cfg), timestep_spacing="trailing", set_alpha_to_one=True)
+#: Sampling schedulers by name ("trailing" spacing starts at the last training step, pure noise).
+SCHEDULERS = ("ddim", "dpm", "euler")
+
+
+def sample_scheduler(cfg: DiffusionConfig, kind: str = "ddim") -> SchedulerMixin:
+    """A sampling scheduler for the model's training schedule: ``ddim`` (the paper's), ``dpm``
+    (DPM-Solver++, second order) or ``euler``."""
+    common = dict(num_train_timesteps=cfg.train_steps, beta_schedule="squaredcos_cap_v2", prediction_type="sample",
+                  timestep_spacing="trailing")
+    if kind == "ddim":
+        return DDIMScheduler(**common, clip_sample=False, set_alpha_to_one=True)
+    if kind == "dpm":
+        return DPMSolverMultistepScheduler(**common, algorithm_type="dpmsolver++", solver_order=2)
+    if kind == "euler":
+        return EulerDiscreteScheduler(**common)
+    raise ValueError(f"unknown scheduler {kind!r} (choose from {', '.join(SCHEDULERS)})")
 
 
 def denoise_steps(
@@ -79,7 +95,7 @@ def denoise_steps(
 @torch.no_grad()
 def guided_sample(
     denoiser: Denoiser,
-    scheduler: DDIMScheduler,
+    scheduler: SchedulerMixin,
     cond_tokens: Tensor,
     *,
     steps: int,
@@ -98,8 +114,11 @@ def guided_sample(
     device, dtype = cond_tokens.device, cond_tokens.dtype
     shape = (b, n1, denoiser.latent_dim)
     # noise from a CPU generator, then moved: the same seed gives the same sample on any device
-    z = torch.randn(shape, generator=generator, dtype=dtype).to(device) if z_init is None else z_init
     scheduler.set_timesteps(steps, device=device)
+    if z_init is None:
+        z = torch.randn(shape, generator=generator, dtype=dtype).to(device) * scheduler.init_noise_sigma
+    else:
+        z = z_init
     guided = cfg_scale != 1.0
     if guided:
         uncond = denoiser.null_conditions(b, n1 - 1).to(dtype)
@@ -111,10 +130,11 @@ def guided_sample(
     else:
         tokens = cond_tokens
     step = denoise_steps(denoiser, tokens, scheduler.timesteps, vision, vision_mask)
+    extra = {"eta": 0.0} if isinstance(scheduler, DDIMScheduler) else {}
     for i, t in enumerate(scheduler.timesteps):
-        pred = step(z, i)
+        pred = step(scheduler.scale_model_input(z, t), i)  # the identity for DDIM and DPM-Solver
         if guided:
             pc, pu = pred.chunk(2)
             pred = pu + cfg_scale * (pc - pu)
-        z = scheduler.step(pred, t, z, eta=0.0).prev_sample
+        z = scheduler.step(pred, t, z, **extra).prev_sample
     return z

@@ -42,6 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fps", type=float, default=None, help="frame rate of an image folder (default 30)")
     p.add_argument("--steps", type=int, default=None, help="DDIM sampling steps (default: the checkpoint's)")
     p.add_argument("--cfg-scale", type=float, default=None, help="classifier-free guidance scale (default: the checkpoint's)")
+    p.add_argument("--scheduler", choices=("ddim", "dpm", "euler"), default="ddim",
+                   help="sampling scheduler (dpm: DPM-Solver++, as accurate as DDIM in 5-10 steps)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--conf-threshold", type=float, default=CONF_THRESHOLD,
                    help="joints below this detector confidence are masked (infilled by the model)")
@@ -99,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
             checkpoint=args.checkpoint, device=args.device, start=args.start, end=args.end, fps=args.fps,
             steps=args.steps, cfg_scale=args.cfg_scale, seed=args.seed, conf_threshold=args.conf_threshold,
             detect_scale=args.detect_scale, render=not args.no_render, refine=args.refine == "on",
+            scheduler=args.scheduler,
             progress=False if args.quiet else None,
             mano_dir=args.mano_dir, backbone_path=args.backbone_path, log=say,
         )

@@ -306,12 +306,13 @@ def _json_default(o: Any) -> Any:
 def _generate(
     model: Any, cond: Conditions, steps: int | None, cfg_scale: float | None, seed: int, frames: np.ndarray | None,
     progress: bool | None = None, refine: bool = True, camera_poses: np.ndarray | None = None,
+    scheduler: str = "ddim",
 ) -> Motion:
     extra = {} if frames is None else {"frames": frames}  # the pipeline mirrors them for a left hand
     if progress is not False:
         extra["progress"] = True
     return model.generate(cond, steps=steps, cfg_scale=cfg_scale, seed=seed, refine=refine,
-                          camera_poses=camera_poses, **extra)
+                          camera_poses=camera_poses, scheduler=scheduler, **extra)
 
 
 def estimate_video(
@@ -333,6 +334,7 @@ def estimate_video(
     detect_scale: float = 1.0,
     render: bool = True,
     refine: bool = True,
+    scheduler: str = "ddim",
     progress: bool | None = None,
     model: Any = None,
     detector: Detector | None = None,
@@ -398,7 +400,7 @@ def estimate_video(
         cond = track_conditions(track, K, info.image_size, info.fps, conf_threshold)
         say(f"{side} hand: detected in {track.num_detected}/{n} frames; generating")
         with timings(f"generate_{side}"):
-            motion = _generate(model, cond, steps, cfg_scale, seed, frames, progress, refine, camera_poses)
+            motion = _generate(model, cond, steps, cfg_scale, seed, frames, progress, refine, camera_poses, scheduler)
         motion.is_right = track.is_right
         motion.fps = float(info.fps)
         motion.K = np.asarray(K, np.float32)
@@ -421,7 +423,7 @@ def estimate_video(
             "reprojection_error_px": reproj,
             "reprojection_note": "static camera assumed" if camera_poses is None else "known camera poses",
             "model": {"checkpoint": str(checkpoint) if checkpoint else "shipped", "device": str(device),
-                      "steps": steps, "cfg_scale": cfg_scale, "seed": seed, "refine": refine,
+                      "steps": steps, "cfg_scale": cfg_scale, "seed": seed, "refine": refine, "scheduler": scheduler,
                       "conditions": ["kp2d"] + (["vision"] if vision else [])},
             "canonical_frame": f"camera of frame {info.start}",
         }
