@@ -26,9 +26,23 @@ SUBCOMMANDS: dict[str, str] = {
 }
 
 
+def version() -> str:
+    """The installed package's version (its metadata), else the source tree's ``__version__``."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("unihand")
+    except PackageNotFoundError:
+        from unihand import __version__
+
+        return __version__
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The parser; with ``only`` set, just that subcommand's module is imported."""
+    """The parser; with ``only`` set, just that subcommand's module is imported (none for ``""``)."""
     parser = argparse.ArgumentParser(prog="unihand", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"unihand {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, module in SUBCOMMANDS.items():
@@ -39,7 +53,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    chosen = argv[0] if argv and argv[0] in SUBCOMMANDS else None
+    chosen = argv[0] if argv and argv[0] in SUBCOMMANDS else "" if argv[:1] == ["--version"] else None
     args = build_parser(chosen).parse_args(argv)
     try:
         return int(args.func(args) or 0)

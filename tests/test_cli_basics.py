@@ -1,0 +1,50 @@
+"""The ``unihand`` command line itself: ``--version``, ``python -m unihand``, unknown subcommands."""
+
+import subprocess
+import sys
+
+import pytest
+
+import unihand
+from unihand.cli import main, version
+
+
+def test_version_matches_the_package(capsys) -> None:
+    assert version() == unihand.__version__ == "0.1.0"
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"unihand {unihand.__version__}"
+
+
+def test_version_falls_back_to_the_source_tree(monkeypatch) -> None:
+    import importlib.metadata
+
+    def missing(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", missing)
+    assert version() == unihand.__version__
+
+
+def test_python_m_unihand_help_and_version() -> None:
+    out = subprocess.run([sys.executable, "-m", "unihand", "--help"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("usage: unihand")
+    for name in ("demo", "estimate", "generate", "fk", "metrics"):
+        assert name in out.stdout
+    out = subprocess.run([sys.executable, "-m", "unihand", "--version"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == f"unihand {unihand.__version__}"
+
+
+def test_unknown_subcommand_exits_2(capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["no-such-command"])
+    assert exc.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_missing_subcommand_exits_2(capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main([])
+    assert exc.value.code == 2
