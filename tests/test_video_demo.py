@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from unihand.data.io import Motion
-from unihand.demo import DEMO_INDEX, SimulatedDetector, make_demo_sequence, run_demo
+from unihand.demo import DEMO_INDEX, SimulatedDetector, make_demo_sequence, make_detector, run_demo
+from unihand.errors import UserError
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,7 @@ def test_simulated_detector_matches_the_conditions() -> None:
 
 
 def test_demo_end_to_end(model, tmp_path) -> None:
-    rep = run_demo(tmp_path, frames=24, model=model, steps=2, log=lambda m: None)
+    rep = run_demo(tmp_path, frames=24, model=model, steps=2, detector="simulated", log=lambda m: None)
     names = {p.name for p in tmp_path.iterdir()}
     side = rep["sequence"]["hand"]
     expected = {f"{side}_motion.npz", f"{side}_summary.json", f"{side}_overlay.mp4", f"{side}_trajectory.png",
@@ -65,3 +66,33 @@ def test_demo_end_to_end(model, tmp_path) -> None:
     assert motion.hand_pose.shape == (24, 45) and motion.joints_2d.shape == (24, 21, 2)
     assert motion.is_right == (side == "right")
     assert rep["reprojection_error_px"]["median"] is not None
+    assert rep["detection"]["detector"] == "simulated"
+    assert rep["detection"]["detected_frames"] == 24 - rep["sequence"]["infilled_frames"]
+
+
+def test_demo_with_mediapipe(model, tmp_path) -> None:
+    pytest.importorskip("mediapipe")
+    logs = []
+    rep = run_demo(tmp_path, frames=16, model=model, steps=2, render=False, log=logs.append)
+    det = rep["detection"]
+    assert det["detector"] == det["requested"] == "mediapipe"
+    assert any("MediaPipe Hands" in m for m in logs)
+    assert det["detected_frames"] >= 12  # the rendered hand is found on most frames
+    assert det["kp2d_error_px"]["median"] < 20
+    saved = json.loads((tmp_path / "demo_metrics.json").read_text())
+    assert saved["detection"]["detector"] == "mediapipe" and np.isfinite(rep["metrics"]["mpjpe"])
+
+
+def test_detector_falls_back_only_without_mediapipe(monkeypatch) -> None:
+    import sys
+
+    seq = make_demo_sequence(8, DEMO_INDEX, left=False, moving=True)
+    logs = []
+    monkeypatch.setitem(sys.modules, "mediapipe", None)  # import mediapipe -> ImportError
+    det, name = make_detector("mediapipe", seq, lambda kp: kp, logs.append)
+    assert name == "simulated" and isinstance(det, SimulatedDetector)
+    assert len(logs) == 1 and "MediaPipe is not available" in logs[0]
+    det, name = make_detector("simulated", seq, lambda kp: kp, logs.append)
+    assert name == "simulated" and len(logs) == 1
+    with pytest.raises(UserError, match="--detector"):
+        make_detector("openpose", seq, lambda kp: kp)
