@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +32,9 @@ class VAEConfig:
     w_aux: float = 0.1
     p_unknown_anchor: float = 0.5  # training: how often the first frame is hidden from the decoder
 
+    def check(self, where: str) -> None:
+        _check_heads(where, self.d_model, self.heads)
+
 
 @dataclass
 class DiffusionConfig:
@@ -45,6 +51,11 @@ class DiffusionConfig:
     w_rec: float = 1.0
     p_drop_condition: float = 0.1  # each modality replaced by its null token
     p_frame_mask: float = 0.5  # probability that a training window gets random per-frame masking
+
+    def check(self, where: str) -> None:
+        _check_heads(where, self.d_model, self.heads)
+        if self.sample_steps > self.train_steps:
+            raise UserError(f"{where}.sample_steps: at most train_steps ({self.train_steps}), got {self.sample_steps}")
 
 
 @dataclass
@@ -76,6 +87,18 @@ class ModelConfig:
     frames: int = 48  # training window length N
     hand_model: str = "kinematic"  # recorded so a checkpoint is used with the hand model it was trained with
 
+    def check(self, where: str) -> None:
+        if self.frames % self.vae.segment:
+            raise UserError(f"{where}.frames: a multiple of vae.segment ({self.vae.segment}), got {self.frames}")
+        if self.vision.enabled:
+            _check_heads(f"{where}.vision", self.diffusion.d_model, self.vision.heads)
+
+
+def _check_heads(where: str, d_model: int, heads: int) -> None:
+    """Attention heads split ``d_model`` evenly, into an even size (rotary embeddings rotate pairs)."""
+    if d_model % heads or (d_model // heads) % 2:
+        raise UserError(f"{where}: d_model ({d_model}) must split into {heads} heads of an even size")
+
 
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
@@ -87,17 +110,90 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def _merge(cls: type, values: dict[str, Any], where: str) -> Any:
-    """Build dataclass ``cls`` from nested dict ``values``; unknown keys are user errors."""
-    known = {f.name: f for f in dataclasses.fields(cls)}
+#: Value rules the types alone do not say, by field name (checked wherever the field appears).
+POSITIVE_INT = {"d_model", "layers", "heads", "ffn", "segment", "train_steps", "sample_steps", "input_size",
+                "small_dim", "frames"}
+PROBABILITY = {"dropout", "p_unknown_anchor", "p_drop_condition", "p_frame_mask", "p_drop", "p_frame_drop"}
+NON_NEGATIVE = {"w_joint_rec", "w_kl", "w_latent", "w_aux", "w_rec", "cfg_scale", "window"}
+CHOICES: dict[str, tuple[str, ...]] = {  # by "Class.field"
+    "VisionConfig.backbone": ("small", "dinov2"), "VisionConfig.backbone_size": ("small", "base", "large", "giant"),
+    "VisionConfig.pooling": ("perceptron", "avg"), "VisionConfig.rope": ("3d", "1d"),
+    "ModelConfig.hand_model": ("kinematic", "mano"),
+}
+
+
+def _type_name(tp: Any) -> str:
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if args:
+        return " or ".join(_type_name(a) for a in args) + (" or null" if type(None) in typing.get_args(tp) else "")
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string", dict: "a mapping",
+            list: "a list"}.get(typing.get_origin(tp) or tp, getattr(tp, "__name__", str(tp)))
+
+
+def _fits(tp: Any, value: Any) -> bool:
+    """Whether ``value`` (parsed YAML/JSON) is of the annotated type ``tp``."""
+    if tp is Any:
+        return True
+    args = typing.get_args(tp)
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(a, value) for a in args)
+    if tp is type(None):
+        return value is None
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return isinstance(value, origin or tp)
+
+
+def _key(where: str, name: str) -> str:
+    """``where.name``; a ``where`` ending in ": " (a file's path) is a prefix, not a section."""
+    return f"{where}{name}" if where.endswith(": ") else f"{where}.{name}"
+
+
+def check_value(where: str, name: str, tp: Any, value: Any, owner: str = "") -> None:
+    """One-line :class:`UserError` unless ``value`` has type ``tp`` and obeys the rules for ``name``."""
+    key = _key(where, name)
+    if not _fits(tp, value):
+        raise UserError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+    if value is None or isinstance(value, bool):
+        return
+    if name in POSITIVE_INT and value < 1:
+        raise UserError(f"{key}: expected an integer >= 1, got {value!r}")
+    if name in PROBABILITY and not 0 <= value <= 1:
+        raise UserError(f"{key}: expected a probability in [0, 1], got {value!r}")
+    if name in NON_NEGATIVE and value < 0:
+        raise UserError(f"{key}: expected a number >= 0, got {value!r}")
+    choices = CHOICES.get(f"{owner}.{name}")
+    if choices and value not in choices:
+        raise UserError(f"{key}: expected one of {', '.join(choices)}, got {value!r}")
+
+
+def typed(cls: type, values: Any, where: str) -> Any:
+    """Build dataclass ``cls`` from the nested mapping ``values``: unknown keys, wrong types and values
+    out of range are one-line user errors naming the key (``where.key``)."""
+    if not isinstance(values, dict):
+        raise UserError(f"{where.rstrip(': ')}: expected a mapping of settings, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
     kwargs: dict[str, Any] = {}
     for key, val in values.items():
         if key not in known:
-            raise UserError(f"{where}: unknown setting '{key}' (known: {', '.join(known)})")
-        ftype = known[key].type
-        sub = {"VAEConfig": VAEConfig, "DiffusionConfig": DiffusionConfig, "VisionConfig": VisionConfig}.get(str(ftype))
-        kwargs[key] = _merge(sub, val, f"{where}.{key}") if sub and isinstance(val, dict) else val
-    return cls(**kwargs)
+            raise UserError(f"{_key(where, key)}: unknown setting (known: {', '.join(sorted(known))})")
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            kwargs[key] = typed(tp, val, _key(where, key))
+        else:
+            check_value(where, key, tp, val, cls.__name__)
+            kwargs[key] = float(val) if tp is float else val
+    out = cls(**kwargs)
+    check = getattr(out, "check", None)
+    if check is not None:
+        check(where)
+    return out
 
 
 def deep_update(base: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
@@ -110,15 +206,16 @@ def deep_update(base: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 def model_config(preset: str = "small", overrides: dict[str, Any] | None = None) -> ModelConfig:
     if preset not in PRESETS:
         raise UserError(f"unknown preset '{preset}' (choose from {', '.join(PRESETS)})")
-    return _merge(ModelConfig, deep_update(PRESETS[preset], overrides or {}), "model")
+    return typed(ModelConfig, deep_update(PRESETS[preset], overrides or {}), "model")
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
-def from_dict(values: dict[str, Any]) -> ModelConfig:
-    return _merge(ModelConfig, values, "model")
+def from_dict(values: dict[str, Any], where: str = "model") -> ModelConfig:
+    """A checkpoint's model config; ``where`` prefixes the error (e.g. the config file's path)."""
+    return typed(ModelConfig, values, where)
 
 
 def parse_override(text: str) -> dict[str, Any]:
@@ -126,8 +223,14 @@ def parse_override(text: str) -> dict[str, Any]:
     if "=" not in text:
         raise UserError(f"override '{text}' must look like key.sub=value")
     key, raw = text.split("=", 1)
-    value: Any = yaml.safe_load(raw)
-    for part in reversed(key.strip().split(".")):
+    try:
+        value: Any = yaml.safe_load(raw)
+    except yaml.YAMLError as err:
+        raise UserError(f"--set {text}: the value is not valid YAML ({str(err).splitlines()[0]})") from None
+    parts = key.strip().split(".")
+    if not all(parts):
+        raise UserError(f"--set {text}: the key must look like section.name (e.g. train.max_steps)")
+    for part in reversed(parts):
         value = {part: value}
     return value
 
@@ -136,10 +239,15 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path}: config file not found")
+    if not path.is_file():
+        raise UserError(f"{path}: the config path is not a file")
     try:
         data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise UserError(f"{path}: not valid YAML ({err})") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise UserError(f"{path}: not a valid YAML config ({reason})") from None
+    except OSError as err:
+        raise UserError(f"{path}: cannot read the config ({err.strerror or err})") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping at the top level")
     return data

@@ -122,8 +122,8 @@ class UniHand(nn.Module):
             raise UserError(f"{path}: not a UniHand checkpoint (expected {CONFIG_NAME} and {WEIGHTS_NAME} inside)")
         try:
             meta = json.loads(cfg_path.read_text())
-            cfg = from_dict(meta["model"])
-        except (json.JSONDecodeError, KeyError, TypeError) as err:
+            cfg = from_dict(meta["model"], where=f"{cfg_path}: model")
+        except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as err:
             raise UserError(f"{cfg_path}: unreadable checkpoint config ({err})") from None
         if backbone_path is not None:
             cfg.vision.backbone_path = backbone_path
@@ -158,6 +158,9 @@ class UniHand(nn.Module):
                 f"{where}: weights do not fit the configured model ({len(bad)} wrong shapes, "
                 f"{len(unknown)} unknown, {len(missing)} missing; first: '{first}')"
             )
+        broken = next((k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
+        if broken is not None:
+            raise UserError(f"{where}: weight '{broken}' holds NaN or infinite values (a diverged or damaged checkpoint)")
         self.load_state_dict(state, strict=not (partial or skip))
 
     def save_pretrained(self, path: str | Path, stage: str = "full", extra: dict[str, Any] | None = None) -> Path:
@@ -524,7 +527,7 @@ def condition_arrays(cond: Conditions, total: int) -> dict[str, np.ndarray]:
 
 
 def _mirror_arrays(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Mirror left-hand conditions to a right hand (DESIGN §2)."""
+    """Mirror left-hand conditions to a right hand (docs/design.md §2)."""
     out = dict(arrays)
     if "kp2d" in out:
         width = int(out["image_size"][0])

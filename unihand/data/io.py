@@ -1,4 +1,4 @@
-"""Motion and conditions files (DESIGN §7): validated loading and atomic saving.
+"""Motion and conditions files (docs/design.md §7): validated loading and atomic saving.
 
 Every reader goes through :func:`load_npz` so a bad file fails with one line naming
 the file, the field and the expected shape, never a traceback from deep inside numpy.
@@ -7,7 +7,6 @@ the file, the field and the expected shape, never a traceback from deep inside n
 from __future__ import annotations
 
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from unihand.errors import UserError
+from unihand.files import atomic_write  # noqa: F401  (re-exported: the file helpers' old home)
 
 #: Width of the flattened MANO vector: global_orient 3 | hand_pose 45 | betas 10 | transl 3.
 MANO_DIM = 61
@@ -25,28 +25,6 @@ MANO_SLICES = {
     "betas": slice(48, 58),
     "transl": slice(58, 61),
 }
-
-
-def atomic_write(path: str | os.PathLike, write: Any, suffix: str = "") -> Path:
-    """Write through ``write(tmp_path)`` into a temp file beside ``path``, then rename.
-
-    Readers never see a half-written file, even if the process is interrupted.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix or path.suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 def save_npz(path: str | os.PathLike, arrays: dict[str, Any]) -> Path:

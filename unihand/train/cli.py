@@ -26,59 +26,22 @@ from typing import Any
 
 import torch
 
-from unihand.config import deep_update, load_yaml, model_config, parse_override, to_dict
+from unihand.config import deep_update, load_yaml, model_config, parse_override, to_dict, typed
 from unihand.errors import UserError
-from unihand.train.masking import DEFAULT_KEEP
+from unihand.train.config import RunConfig, as_dict
 
 log = logging.getLogger("unihand")
 
-DEFAULTS: dict[str, Any] = {
-    "preset": "small",
-    "model": {},
-    "data": {"name": "synthetic", "seed": 0, "frames": 48, "epoch_size": 100000, "val_size": 256, "val_seed": 999},
-    "train": {
-        "batch_size": 32, "max_steps": 2000, "lr": 1e-4, "warmup": 100, "weight_decay": 0.0, "seed": 0,
-        "num_workers": 1, "log_every": 20, "ckpt_every": 250, "val_every": 500,
-        "accelerator": "auto", "devices": 1, "num_nodes": 1, "strategy": "auto", "precision": "auto", "threads": 0,
-    },
-    "vae": None,  # diffusion stage: path of the exported VAE checkpoint
-    "init": None,  # diffusion stage: exported model to start from (its VAE is used when vae is unset)
-    "backbone": None,  # diffusion stage: pretrained small backbone (`unihand train backbone` export)
-}
-
-
 def resolve_config(stage: str, config: str | None, overrides: list[str]) -> dict[str, Any]:
-    cfg = dict(DEFAULTS)
-    if config:
-        cfg = deep_update(cfg, load_yaml(config))
+    """The run's typed configuration (defaults < YAML < ``--set``) as the plain dict the trainer reads."""
+    cfg: dict[str, Any] = load_yaml(config) if config else {}
     for text in overrides:
         cfg = deep_update(cfg, parse_override(text))
-    unknown = set(cfg) - set(DEFAULTS)
-    if unknown:
-        raise UserError(f"unknown top-level config key(s): {', '.join(sorted(unknown))} (known: {', '.join(DEFAULTS)})")
-    if stage == "diffusion" and not (cfg.get("vae") or cfg.get("init")):
+    where = f"{config} (with --set): " if config and overrides else f"{config}: " if config else "--set: "
+    run_cfg = typed(RunConfig, cfg, where)
+    if stage == "diffusion" and not (run_cfg.vae or run_cfg.init):
         raise UserError("diffusion training needs the trained VAE: set vae: PATH in the config or --set vae=PATH")
-    _check_train(cfg["train"])
-    return cfg
-
-
-def _check_train(tc: dict[str, Any]) -> None:
-    """Fail early, naming the field, on ``train`` values that would otherwise fail deep inside a step."""
-    keep = tc.get("keep")
-    if keep is not None:
-        if not isinstance(keep, dict) or set(keep) - set(DEFAULT_KEEP):
-            raise UserError(f"train.keep must map some of {', '.join(DEFAULT_KEEP)} to probabilities, got {keep!r} "
-                            "(YAML needs a space after each colon: \"{kp2d: 0.5}\")")
-        bad = {m: p for m, p in keep.items() if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1}
-        if bad:
-            raise UserError(f"train.keep: probabilities must be numbers in [0, 1], got {bad!r}")
-    nodes = tc.get("num_nodes", 1)
-    if isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1:
-        raise UserError(f"train.num_nodes must be an integer >= 1, got {nodes!r}")
-    for key in ("perceptron_aux", "vision_lr_mult"):
-        value = tc.get(key, 0.0)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise UserError(f"train.{key} must be a number >= 0, got {value!r}")
+    return as_dict(run_cfg)
 
 
 def build_model(stage: str, cfg: dict[str, Any]) -> Any:
@@ -118,16 +81,21 @@ def run(stage: str, cfg: dict[str, Any], out: Path) -> Path:
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
     from torch.utils.data import DataLoader
 
-    from unihand.data.io import atomic_write
+    from unihand.files import atomic_write, clean_stale_temps
     from unihand.train.checkpoint_io import SafetensorsCheckpointIO
     from unihand.train.data import ShardSampler, build_dataset, fit_statistics
     from unihand.train.modules import BackboneModule, DiffusionModule, VAEModule
+    from unihand.train.stream import StreamPosition
 
     tc = cfg["train"]
     if tc["threads"]:
         torch.set_num_threads(int(tc["threads"]))
     L.seed_everything(int(tc["seed"]), workers=True, verbose=False)
-    out.mkdir(parents=True, exist_ok=True)
+    check_run_dir(out)
+    ckpt_dir = out / "checkpoints"
+    for folder in (out, ckpt_dir, out / "export"):  # temp files a killed earlier run left behind
+        for stale in clean_stale_temps(folder):
+            log.info("removed %s (left by an interrupted run)", stale)
     # every rank of a distributed run writes it (the same text, atomically: never half-written)
     atomic_write(out / "config.yaml", lambda tmp: Path(tmp).write_text(json.dumps(cfg, indent=2)))
     model = build_model(stage, cfg)
@@ -138,7 +106,6 @@ def run(stage: str, cfg: dict[str, Any], out: Path) -> Path:
     else:
         train_set, sampler = build_dataset(cfg["data"], split="train")
         val_set, _ = build_dataset(cfg["data"], split="val")
-    ckpt_dir = out / "checkpoints"
     last = ckpt_dir / "last.ckpt"
     if tc.get("feature_cache"):
         from unihand.train.vision_cache import CachedTokenWindows
@@ -155,6 +122,7 @@ def run(stage: str, cfg: dict[str, Any], out: Path) -> Path:
     precision = tc["precision"] if tc["precision"] != "auto" else ("bf16-mixed" if gpu else "32-true")
     strategy = tc["strategy"]
     plugins = [] if strategy.startswith("deepspeed") else [SafetensorsCheckpointIO()]
+    train_sampler = ShardSampler(len(train_set), sampler)
     trainer = L.Trainer(
         accelerator=tc["accelerator"], devices=tc["devices"], num_nodes=int(tc["num_nodes"]),
         strategy=strategy, precision=precision,
@@ -164,6 +132,7 @@ def run(stage: str, cfg: dict[str, Any], out: Path) -> Path:
             ModelCheckpoint(dirpath=ckpt_dir, every_n_train_steps=int(tc["ckpt_every"]), save_last=True, save_top_k=0),
             LearningRateMonitor(logging_interval="step"),
             TQDMProgressBar(refresh_rate=10),
+            StreamPosition(train_sampler, int(tc["batch_size"])),
         ],
         logger=[CSVLogger(out, name="logs"), TensorBoardLogger(out, name="tb")],
         plugins=plugins, default_root_dir=out, enable_model_summary=False, use_distributed_sampler=False,
@@ -174,7 +143,7 @@ def run(stage: str, cfg: dict[str, Any], out: Path) -> Path:
     # DistributedSampler, turned off with use_distributed_sampler=False, would shuffle the training set).
     trainer.fit(
         module,
-        DataLoader(train_set, sampler=ShardSampler(len(train_set), sampler), drop_last=True, **loader_kw),
+        DataLoader(train_set, sampler=train_sampler, drop_last=True, **loader_kw),
         DataLoader(val_set, sampler=ShardSampler(len(val_set)), **loader_kw),
         ckpt_path=str(last) if last.exists() else None,
     )
@@ -184,12 +153,24 @@ def run(stage: str, cfg: dict[str, Any], out: Path) -> Path:
 
         save_backbone(model.backbone, export / BACKBONE_FILE)
         (export / "training.json").write_text(json.dumps({"stage": stage, "config": cfg, "steps": trainer.global_step}))
-        log.info("exported %s", export)
     elif trainer.is_global_zero:
         model.save_pretrained(export, stage=stage, extra={"training": {"stage": stage, "config": cfg,
                                                                         "steps": trainer.global_step}})
-        log.info("exported %s", export)
     return export
+
+
+def check_run_dir(out: Path) -> None:
+    """Create the run folder, or a one-line error when it cannot be one (a file, unwritable)."""
+    import tempfile
+
+    try:
+        if out.exists() and not out.is_dir():
+            raise UserError(f"--out {out}: exists and is not a folder (give a run folder)")
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as err:
+        raise UserError(f"--out {out}: cannot write the run there ({err.strerror or err})") from None
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -203,8 +184,31 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=main)
 
 
+def _setup_logging() -> None:
+    """Each line once: our logger gets one handler; Lightning's loggers keep theirs, without its adverts."""
+    import lightning.pytorch  # noqa: F401  (sets up its loggers' handlers on import)
+
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+    no_tips = logging.Filter()
+    no_tips.filter = lambda record: not str(record.getMessage()).lstrip().startswith("\N{ELECTRIC LIGHT BULB}")
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logger = logging.getLogger(name)
+        logger.propagate = False
+        for h in logger.handlers:
+            h.addFilter(no_tips)
+
+
 def main(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    import warnings
+
+    _setup_logging()
+    # Lightning's own use of a deprecated torch API, once per run: not the user's concern
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     cfg = resolve_config(args.stage, args.config, args.overrides)
     export = run(args.stage, cfg, Path(args.out))
     from lightning.pytorch.utilities import rank_zero_only

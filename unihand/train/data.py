@@ -7,6 +7,8 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from unihand.errors import UserError
+
 
 #: data.* keys the trainer reads itself; every other key goes to the dataset adapter (mano_dir, cache_dir, ...).
 _OWN_KEYS = {"name", "root", "frames", "seed", "epoch_size", "val_size", "val_seed", "val_split", "mix", "render_size"}
@@ -23,7 +25,10 @@ def build_dataset(data_cfg: dict[str, Any], split: str) -> tuple[Dataset, Sample
     from unihand.data.datasets import build_dataset as build_one, build_mixture
 
     frames = int(data_cfg.get("frames", 48))
-    extra = {k: v for k, v in data_cfg.items() if k not in _OWN_KEYS}
+    extra = {k: v for k, v in data_cfg.items() if k not in _OWN_KEYS and v is not None}
+    name = data_cfg.get("name", "synthetic")
+    if not data_cfg.get("mix"):
+        check_adapter_settings(name, extra, "data")
     train = split == "train"
     common: dict[str, Any] = {"frames": frames, "render_size": data_cfg.get("render_size"), **extra}
     if train:
@@ -36,8 +41,21 @@ def build_dataset(data_cfg: dict[str, Any], split: str) -> tuple[Dataset, Sample
         if sampler.generator is None:  # its own stream, alike on every rank: DDP ranks shard one sequence of draws
             sampler.generator = torch.Generator().manual_seed(common["seed"])
         return dataset, sampler if train else None
-    name = data_cfg.get("name", "synthetic")
     return build_one(name, data_cfg.get("root"), real_split, **common), None
+
+
+def check_adapter_settings(name: str, settings: dict[str, Any], where: str) -> None:
+    """One line naming the key when dataset ``name``'s adapter does not take one of ``settings``."""
+    import inspect
+
+    from unihand.data.datasets import ADAPTERS, _adapter
+
+    takes = set() if name not in ADAPTERS else {
+        p.name for p in inspect.signature(_adapter(name).load_tracks).parameters.values()
+        if p.kind is p.KEYWORD_ONLY}
+    for key in settings:
+        if key not in takes:
+            raise UserError(f"{where}.{key}: not a setting of the {name} data (it takes: {', '.join(sorted(takes)) or 'none'})")
 
 
 def process_shard() -> tuple[int, int]:
@@ -61,6 +79,7 @@ class ShardSampler(Sampler[int]):
 
     def __init__(self, size: int, base: Sampler | None = None, shard: tuple[int, int] | None = None) -> None:
         self.size, self.base, self.shard = int(size), base, shard
+        self.skip = 0  # items of this rank's shard to pass over once, at the next epoch start (a resume)
 
     def _shard(self) -> tuple[int, int]:
         return self.shard or process_shard()
@@ -72,7 +91,8 @@ class ShardSampler(Sampler[int]):
     def __iter__(self):
         rank, world = self._shard()
         items = list(self.base) if self.base is not None else range(self.size)
-        return iter(items[rank : len(items) - len(items) % world : world])
+        start, self.skip = rank + self.skip * world, 0
+        return iter(items[start : len(items) - len(items) % world : world])
 
 
 @torch.no_grad()
