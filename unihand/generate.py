@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "generate", help="generate a motion from a conditions file (or unconditionally)",
         description="Generate a MANO motion from any mix of 2D keypoints, 3D keypoints and MANO parameters "
-        "with per-frame masks (DESIGN §7 conditions file); without COND, sample unconditionally.",
+        "with per-frame masks (docs/design.md §7 conditions file); without COND, sample unconditionally.",
     )
     p.add_argument("conditions", nargs="?", help="conditions .npz (kp2d/kp3d/mano + masks, K, image_size, fps, is_right)")
     p.add_argument("-o", "--output", required=True, help="motion .npz to write")

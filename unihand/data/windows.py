@@ -33,7 +33,7 @@ Item (a dict of tensors; float32 unless noted), N frames:
 ==================  ==============  =====================================================
 
 Left hands are mirrored to right hands (``mirror_left=True``, the default: the network is
-right-hand only, DESIGN §2) with :mod:`unihand.geometry.mirror`: MANO parameters, 3D points
+right-hand only, docs/design.md §2) with :mod:`unihand.geometry.mirror`: MANO parameters, 3D points
 (x -> -x), 2D keypoints (u -> W - 1 - u), intrinsics (cx -> W - 1 - cx), camera poses and the
 frames (flipped; the letterbox bars are symmetric, so ``frame_K`` is the letterbox of the
 mirrored K).

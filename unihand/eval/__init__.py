@@ -1,1 +1,1 @@
-"""Evaluation: metrics (DESIGN §6) and the ``unihand metrics`` command."""
+"""Evaluation: metrics (docs/design.md §6) and the ``unihand metrics`` command."""

@@ -1,4 +1,4 @@
-"""Hand motion metrics (DESIGN §6). Inputs in metres, numpy float64 inside, results in mm
+"""Hand motion metrics (docs/design.md §6). Inputs in metres, numpy float64 inside, results in mm
 except AccEr (m/s^2) and the unitless AUC_J and F-scores.
 
 Definitions (joints ``(N, J, 3)``, one sequence of N frames):

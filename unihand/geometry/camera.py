@@ -1,4 +1,4 @@
-"""Pinhole camera: projection, intrinsics and 2D keypoint normalisation (DESIGN §2).
+"""Pinhole camera: projection, intrinsics and 2D keypoint normalisation (docs/design.md §2).
 
 Camera frame is OpenCV (x right, y down, z forward), pixels have integer centres (pixel
 ``(0, 0)`` is the centre of the top-left pixel), so the image spans ``[-0.5, W - 0.5]`` and its
@@ -57,7 +57,7 @@ def project_valid(
 
 @accepts_numpy
 def normalize_keypoints(pixels: Array, image_size: Array | tuple[int, int]) -> Array:
-    """Pixels ``(..., 2)`` -> normalised ``pixel / (W, H)`` (DESIGN §2); ``image_size`` ``(2,)`` or ``(..., 2)``."""
+    """Pixels ``(..., 2)`` -> normalised ``pixel / (W, H)`` (docs/design.md §2); ``image_size`` ``(2,)`` or ``(..., 2)``."""
     return pixels / torch.as_tensor(image_size, dtype=pixels.dtype, device=pixels.device)
 
 

@@ -1,4 +1,4 @@
-"""Rigid transforms and the canonical frame (DESIGN §2): the camera frame of the first frame.
+"""Rigid transforms and the canonical frame (docs/design.md §2): the camera frame of the first frame.
 
 For a moving camera with extrinsics ``T_world_from_cam`` (N, 4, 4) per frame, a point in camera i
 maps to canonical as ``p_cano = inv(T_world_from_cam[0]) @ T_world_from_cam[i] @ p_cam_i`` and a

@@ -1,4 +1,4 @@
-"""Left/right mirroring (DESIGN §2): the network is right-hand only, so left hands are mirrored
+"""Left/right mirroring (docs/design.md §2): the network is right-hand only, so left hands are mirrored
 in, run, and mirrored back out.
 
 - images: x -> W - 1 - x (a flip of the width axis);

@@ -1,4 +1,4 @@
-"""Joint orders and the kinematic tree shared by every hand model (DESIGN §2)."""
+"""Joint orders and the kinematic tree shared by every hand model (docs/design.md §2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Built-in kinematic hand: MANO's 16-joint tree and parameters, joints only (DESIGN §3).
+"""Built-in kinematic hand: MANO's 16-joint tree and parameters, joints only (docs/design.md §3).
 
 Rest layout (right hand, ``hand_pose = 0``, ``global_orient = 0``), the one measured on the
 official MANO mean right hand: the wrist is at MANO's rest root joint :data:`REST_ROOT`, the

@@ -1,4 +1,4 @@
-"""MANO from the user's official ``MANO_RIGHT.pkl`` / ``MANO_LEFT.pkl``, without chumpy (DESIGN §3).
+"""MANO from the user's official ``MANO_RIGHT.pkl`` / ``MANO_LEFT.pkl``, without chumpy (docs/design.md §3).
 
 The pickles are read by :class:`ManoUnpickler`, which rebuilds numpy arrays, chumpy ``Ch``
 arrays (as numpy) and ``scipy.sparse`` csc/csr matrices and refuses every other class

@@ -1,4 +1,4 @@
-"""Vision backbones: full, uncropped frames -> dense tokens (paper §3.3, DESIGN §4).
+"""Vision backbones: full, uncropped frames -> dense tokens (paper §3.3, docs/design.md §4).
 
 Every backbone prepares frames the same way:
 

@@ -1,4 +1,4 @@
-"""On-disk cache of dense vision tokens: each video goes through the backbone once (DESIGN §4).
+"""On-disk cache of dense vision tokens: each video goes through the backbone once (docs/design.md §4).
 
 An entry is ``<root>/<key>.safetensors`` holding ``tokens (N, h, w, d_v)`` and ``valid (h, w)``. The key
 hashes the frames' content (after RGB conversion, before resizing, so a list of frames and the same

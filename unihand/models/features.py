@@ -2,7 +2,7 @@
 
 - Motion: a (…, 61) MANO vector becomes (…, 109): 6D global orientation, 15 x 6D finger
   rotations, betas, and translation normalised by dataset statistics (a continuous rotation
-  representation inside the network, axis-angle in files; DESIGN §2).
+  representation inside the network, axis-angle in files; docs/design.md §2).
 - 2D keypoints: normalised image coordinates are turned into camera rays (x/z, y/z) through the
   intrinsics, so one model serves every camera; per-joint mask as an extra channel.
 - 3D keypoints: canonical-frame metres normalised like the translation; per-joint mask channel.

@@ -8,14 +8,14 @@ backbone's input size (longer side 224 px: ~100 KB a frame, ~60 MB for the 621-f
 
 Conditions are what the detector saw, nothing guessed: frames without a detection and joints
 whose confidence is below ``conf_threshold`` are masked, and the model generates (infills)
-them. Left hands are mirrored by the pipeline (DESIGN §2) and come back as left hands. Each
+them. Left hands are mirrored by the pipeline (docs/design.md §2) and come back as left hands. Each
 hand's motion spans the whole clip read (frames before its first and after its last detection
 are generated too, and counted as infilled). With ``hands="both"`` a side detected on fewer than
 2 % of the frames is skipped as a likely false detection (asking for that side estimates it).
 
 Outputs per hand in OUTDIR (``{hand}`` = ``right`` / ``left``):
 
-- ``{hand}_motion.npz``: the Motion (DESIGN §7) in the canonical frame (camera of the first
+- ``{hand}_motion.npz``: the Motion (docs/design.md §7) in the canonical frame (camera of the first
   frame read), with ``joints_2d`` (the 3D joints reprojected) and, as extra arrays,
   ``frame_index`` (N,), ``detected`` (N,), ``kp2d_px`` (N, 21, 2), ``kp2d_mask`` (N, 21) and
   ``kp2d_conf`` (N, 21): the detector's keypoints the motion was estimated from;

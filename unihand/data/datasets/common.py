@@ -38,7 +38,7 @@ from unihand.hand.mano import mano_file
 
 #: Training window length (paper B.1).
 WINDOW = 48
-#: x -> -x as a 4x4 transform; conjugating a camera pose by it mirrors the world (DESIGN §2).
+#: x -> -x as a 4x4 transform; conjugating a camera pose by it mirrors the world (docs/design.md §2).
 _MIRROR_4X4 = np.diag([-1.0, 1.0, 1.0, 1.0])
 
 #: ``frames(indices)`` -> (n, H, W, 3) uint8 RGB images of a track, in the original (unmirrored) view.
@@ -149,7 +149,7 @@ def usable_tracks(tracks: Iterable[Track], report: SkipReport, window: int = WIN
 def canonical_window(track: Track, start: int, length: int) -> dict[str, np.ndarray]:
     """MANO (n, 61) and joints (n, 21, 3) of ``[start, start + length)`` in its canonical frame.
 
-    The canonical frame is the camera of the window's first frame (DESIGN §2); for a static
+    The canonical frame is the camera of the window's first frame (docs/design.md §2); for a static
     camera that is the camera frame itself.
     """
     sl = slice(start, start + length)

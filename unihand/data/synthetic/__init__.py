@@ -1,4 +1,4 @@
-"""Procedural synthetic 4D hand data (DESIGN §5): MANO motions, cameras, conditions, frames.
+"""Procedural synthetic 4D hand data (docs/design.md §5): MANO motions, cameras, conditions, frames.
 
 ``SyntheticWorld(seed).sequence(index)`` makes one deterministic sequence; see
 :mod:`unihand.data.synthetic.world` for how, and :mod:`unihand.data.windows` for the PyTorch

@@ -1,6 +1,6 @@
 """Synthetic cameras: intrinsics of common devices and static / head-mounted trajectories.
 
-Conventions (DESIGN §2): OpenCV camera frame (x right, y down, z forward), metres.
+Conventions (docs/design.md §2): OpenCV camera frame (x right, y down, z forward), metres.
 The canonical frame of a sequence is the camera of its first frame, so every camera
 trajectory here is returned as ``T_cano_from_cam (N, 4, 4)`` with the identity at frame 0.
 """

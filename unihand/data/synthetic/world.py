@@ -1,7 +1,7 @@
 """SyntheticWorld: one deterministic synthetic 4D hand sequence per (seed, index).
 
 How a sequence is made (all in one right-handed "world" whose frame is the first camera's, i.e.
-the canonical frame of DESIGN §2):
+the canonical frame of docs/design.md §2):
 
 1. a camera (:mod:`.camera`): a device's intrinsics, static or head-mounted
    (``T_cano_from_cam`` (N, 4, 4), identity at frame 0);
