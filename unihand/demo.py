@@ -197,7 +197,8 @@ def run_demo(
     metrics = evaluate_motion(hand.motion.joints, gt.joints, gt.fps, occlusion=np.asarray(gt.extra["occlusion"]),
                               missing=~detected)
     # the detector's own 2D error against the true keypoints, on the frames it detected
-    kp_err = np.linalg.norm(hand.track.keypoints[detected] - to_pixels(seq.conditions.extra["kp2d_gt"])[detected], axis=-1)
+    true_px = to_pixels(seq.conditions.extra["kp2d_gt"])
+    kp_err = np.linalg.norm(hand.track.keypoints[detected] - true_px[detected], axis=-1)
     total = time.perf_counter() - t0
     report = {
         "sequence": {"seed": DEMO_SEED, "index": index, "frames": frames, "hand": side, "camera": seq.camera.preset,
