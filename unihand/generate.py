@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 
 from unihand.data.io import Conditions, Motion
-from unihand.errors import UserError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,14 +39,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     from unihand.pipeline import UniHand
 
+    from unihand.files import check_target
+    from unihand.flags import check_model_flags, check_positive, check_sampling_flags
+
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if args.frames <= 0:
-        raise UserError(f"--frames must be positive, got {args.frames}")
+    check_positive(args, "frames")
+    check_sampling_flags(args)
+    check_target(args.output)
     cond = Conditions.load(args.conditions) if args.conditions else None
     first = None
     if args.first_frame:
         first = Motion.load(args.first_frame).mano()[0]
     model = UniHand.from_pretrained(args.checkpoint, device=args.device, mano_dir=args.mano_dir, quantize=args.quantize)
+    check_model_flags(model, args)
     t0 = time.perf_counter()
     motion = model.generate(cond, num_frames=args.frames, steps=args.steps, cfg_scale=args.cfg_scale,
                             seed=args.seed, first_frame=first, refine=args.refine == "on")

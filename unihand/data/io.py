@@ -112,12 +112,26 @@ def _as_array(value: Any) -> Any:
     return np.asarray(value)
 
 
+#: Largest plausible magnitude per field: beyond it a value is a unit or encoding error, not a motion
+#: (metres for positions, radians for axis-angles, pixels for 2D joints).
+MAGNITUDE_LIMITS = {"global_orient": 100.0, "hand_pose": 100.0, "betas": 100.0, "transl": 1e3, "joints": 1e3,
+                    "vertices": 1e3, "kp3d": 1e3, "mano": 1e3, "joints_2d": 1e7}
+
+
 def _check_float(where: str, name: str, value: Any, shape: tuple, *, finite: bool) -> np.ndarray:
-    """A real-valued array of ``shape`` (one-line errors), as float32."""
+    """A real-valued array of ``shape`` with plausible magnitudes (one-line errors), as float32."""
     arr = np.asarray(value)
     if arr.dtype == np.bool_ or np.iscomplexobj(arr) or not np.issubdtype(arr.dtype, np.number):
         raise UserError(f"{where}: field '{name}' has dtype {arr.dtype}, expected real numbers")
-    return check_array(where, name, arr, shape, finite=finite).astype(np.float32)
+    arr = check_array(where, name, arr, shape, finite=finite)
+    limit = MAGNITUDE_LIMITS.get(name)
+    if limit is not None and arr.size:
+        with np.errstate(invalid="ignore"):
+            peak = float(np.nanmax(np.abs(arr), initial=0.0))
+        if peak > limit:
+            raise UserError(f"{where}: field '{name}' reaches {peak:.3g}, expected magnitudes up to {limit:g} "
+                            "(metres, radians or pixels)")
+    return arr.astype(np.float32)
 
 
 def _check_mask(where: str, name: str, value: Any, shapes: list[tuple[int, ...]]) -> np.ndarray:
@@ -371,17 +385,13 @@ class Conditions(_NpzRecord):
             )
         out: dict[str, Any] = {}
         for m in mods:
-            arr = check_array(path, m, raw[m], CONDITION_SHAPES[m], finite=False).astype(np.float32)
+            arr = _check_float(str(path), m, raw[m], CONDITION_SHAPES[m], finite=False)
             out[m] = arr
             if f"{m}_mask" in raw:
-                mask = np.asarray(raw[f"{m}_mask"])
                 ok_shapes = [(arr.shape[0],)] + ([(arr.shape[0], 21)] if m != "mano" else [])
-                if mask.shape not in ok_shapes:
-                    want = " or ".join(str(s) for s in ok_shapes)
-                    raise UserError(f"{path}: field '{m}_mask' has shape {mask.shape}, expected {want}")
-                out[f"{m}_mask"] = mask.astype(bool)
+                out[f"{m}_mask"] = _check_mask(str(path), f"{m}_mask", raw[f"{m}_mask"], ok_shapes)
         if "kp2d_conf" in raw and "kp2d" in out:
-            out["kp2d_conf"] = check_array(path, "kp2d_conf", raw["kp2d_conf"], (None, 21)).astype(np.float32)
+            out["kp2d_conf"] = _check_float(str(path), "kp2d_conf", raw["kp2d_conf"], (None, 21), finite=True)
         _frames(path, out, mods + [f"{m}_mask" for m in mods] + ["kp2d_conf"])
         known = set(out) | {"K", "image_size", "fps", "is_right", "kp2d_conf"}
         extra = {k: v for k, v in raw.items() if k not in known}

@@ -241,12 +241,16 @@ def _load(args: argparse.Namespace, split: str, render_size: int | None = None) 
 
 
 def run(args: argparse.Namespace) -> int:
+    from unihand.flags import check_model_flags, check_positive, check_sampling_flags
     from unihand.pipeline import UniHand
 
+    check_positive(args, "limit", "num_sequences")
+    check_sampling_flags(args)
     conditions = parse_conditions(args.conditions)
     split = args.split or DEFAULT_SPLIT[args.dataset]
     model = UniHand.from_pretrained(args.checkpoint, device=args.device,
                                     mano_dir=None if args.mano_dir is None else str(args.mano_dir))
+    check_model_flags(model, args)
     if "vision" in conditions and not model.cfg.vision.enabled:
         raise UserError(f"checkpoint {args.checkpoint or 'shipped'} has no vision path (trained without video "
                         "frames); choose conditions without 'vision', e.g. --conditions 2d")

@@ -179,7 +179,11 @@ def load_mano_arrays(path: str | os.PathLike, is_right: bool = True) -> dict[str
         arr = value.toarray() if scipy.sparse.issparse(value) else np.asarray(value)
         if arr.ndim != len(shape) or any(d is not None and d != s for d, s in zip(shape, arr.shape, strict=True)):
             raise UserError(f"{path}: field '{key}' has shape {arr.shape}, expected {shape}")
+        if not np.issubdtype(arr.dtype, np.number):
+            raise UserError(f"{path}: field '{key}' has dtype {arr.dtype}, expected numbers")
         out[key] = arr.astype(np.int64 if key in ("f", "kintree_table") else np.float64)
+        if not np.isfinite(out[key]).all():
+            raise UserError(f"{path}: field '{key}' holds NaN or infinite values; is this file damaged?")
     parents = out["kintree_table"][0].copy()
     parents[0] = -1
     if tuple(parents) != MANO_PARENTS:

@@ -8,6 +8,7 @@ import math
 import sys
 from collections.abc import Iterator
 
+from unihand.errors import UserError
 from unihand.video.estimate import CONF_THRESHOLD, DEFAULT_FOV_DEG, OUTPUT_NAMES
 
 
@@ -64,7 +65,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 @contextlib.contextmanager
 def torch_threads(n: int) -> Iterator[None]:
     """Run with ``n`` torch CPU threads (0: leave as is), restoring the previous count after."""
-    if n <= 0:
+    if n < 0:
+        raise UserError(f"--threads {n}: expected a whole number >= 0 (0: torch's default)")
+    if n == 0:
         yield
         return
     import torch
@@ -78,7 +81,6 @@ def torch_threads(n: int) -> Iterator[None]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from unihand.errors import UserError
     from unihand.video.estimate import estimate_video
 
     if args.steps is not None and args.steps < 1:

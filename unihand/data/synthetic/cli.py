@@ -91,6 +91,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--num must be at least 1, got {args.num}")
     if args.frames < 2:
         raise UserError(f"--frames must be at least 2, got {args.frames}")
+    for flag, value in (("--seed", args.seed), ("--start", args.start)):
+        if not 0 <= value < 2**63:
+            raise UserError(f"{flag} must be a whole number from 0 to 2**63 - 1, got {value}")
     if args.size < 32 or args.size % 2:
         raise UserError(f"--size must be an even number >= 32 (H.264 needs even sizes), got {args.size}")
     out = Path(args.out)

@@ -1,0 +1,39 @@
+"""Checks of the flags several subcommands share, run before any work, naming the flag."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from typing import Any
+
+from unihand.errors import UserError
+
+
+def check_sampling_flags(args: argparse.Namespace) -> None:
+    """``--steps``, ``--cfg-scale``, ``--seed`` (those the subcommand has): one line naming the bad one."""
+    steps = getattr(args, "steps", None)
+    if steps is not None and steps < 1:
+        raise UserError(f"--steps {steps}: expected a whole number of denoising steps >= 1 (default: the checkpoint's)")
+    cfg = getattr(args, "cfg_scale", None)
+    if cfg is not None and not math.isfinite(cfg):
+        raise UserError(f"--cfg-scale {cfg}: expected a finite number (1: no guidance)")
+    seed = getattr(args, "seed", 0)
+    if seed is not None and not 0 <= seed < 2**63:
+        raise UserError(f"--seed {seed}: expected a whole number from 0 to 2**63 - 1")
+
+
+def check_model_flags(model: Any, args: argparse.Namespace) -> None:
+    """The flags whose range depends on the loaded checkpoint (``--steps`` up to its training steps)."""
+    steps = getattr(args, "steps", None)
+    train_steps = model.cfg.diffusion.train_steps
+    if steps is not None and steps > train_steps:
+        raise UserError(f"--steps {steps}: this checkpoint was trained with {train_steps} diffusion steps; "
+                        f"expected 1 to {train_steps}")
+
+
+def check_positive(args: argparse.Namespace, *names: str) -> None:
+    """Integer flags that must be >= 1 when given (``--frames``, ``--num``, ``--limit``...)."""
+    for name in names:
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            raise UserError(f"--{name.replace('_', '-')} {value}: expected a whole number >= 1")
