@@ -112,10 +112,10 @@ def _as_array(value: Any) -> Any:
     return np.asarray(value)
 
 
-#: Largest plausible magnitude per field: beyond it a value is a unit or encoding error, not a motion
-#: (metres for positions, radians for axis-angles, pixels for 2D joints).
-MAGNITUDE_LIMITS = {"global_orient": 100.0, "hand_pose": 100.0, "betas": 100.0, "transl": 1e3, "joints": 1e3,
-                    "vertices": 1e3, "kp3d": 1e3, "mano": 1e3, "joints_2d": 1e7}
+#: Largest magnitude per field that any motion, even a badly trained model's, can have: beyond it a
+#: value is an encoding error (1e30), not a motion (metres for positions, radians, pixels for 2D joints).
+MAGNITUDE_LIMITS = {"global_orient": 1e3, "hand_pose": 1e3, "betas": 1e3, "transl": 1e5, "joints": 1e5,
+                    "vertices": 1e5, "kp3d": 1e5, "mano": 1e5, "joints_2d": 1e9}
 
 
 def _check_float(where: str, name: str, value: Any, shape: tuple, *, finite: bool) -> np.ndarray:
