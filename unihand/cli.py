@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, str] = {
     "estimate": "unihand.video.cli",
     "demo": "unihand.demo",
     "evaluate": "unihand.eval.evaluate_cli",
+    "export": "unihand.export.cli",
 }
 
 

@@ -30,6 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="refine the sample against every given condition: reprojection, 3D keypoints, given "
                         "MANO, smoothness, joint limits, one hand shape (off: the pure diffusion sample)")
     p.add_argument("--mano-dir", help="folder with MANO_RIGHT.pkl/MANO_LEFT.pkl to also write mesh vertices")
+    p.add_argument("--format", "--export", dest="formats", default=None, metavar="LIST",
+                   help="also write these formats next to the motion file, named after it (comma-separated: "
+                        "json, bvh, html, png, obj, glb, or all; e.g. bvh,html,png,glb), all at once with the .npz")
     p.add_argument("--device", default="cpu")
     p.add_argument("--quantize", choices=["int8"], help="int8 CPU inference (faster for paper-size models; "
                    "the last denoising step stays float32)")
@@ -43,6 +46,10 @@ def main(args: argparse.Namespace) -> int:
     from unihand.flags import check_model_flags, check_positive, check_sampling_flags
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.formats:
+        from unihand.export import parse_formats
+
+        parse_formats(args.formats)  # an unknown format fails before any work
     check_positive(args, "frames")
     check_sampling_flags(args)
     check_target(args.output)
@@ -60,6 +67,16 @@ def main(args: argparse.Namespace) -> int:
         from unihand.geometry.camera import project
 
         motion.joints_2d = project(motion.joints.astype(np.float64), cond.K.astype(np.float64)).astype(np.float32)
-    path = motion.save(Path(args.output))
+    out = Path(args.output)
+    if args.formats:
+        from unihand.export import export_motion
+
+        files = export_motion(motion, out.parent, ["npz"] + parse_formats(args.formats), stem=out.stem,
+                              names={"npz": out.name}, source=out, mano_dir=args.mano_dir)
+        path = files.pop("npz")
+    else:
+        path = motion.save(out)
     print(f"wrote {path} ({motion.num_frames} frames, {took:.2f} s)")
+    for fmt, extra in files.items() if args.formats else ():
+        print(f"wrote {extra} ({fmt})")
     return 0

@@ -22,8 +22,12 @@ Outputs per hand in OUTDIR (``{hand}`` = ``right`` / ``left``):
 - ``{hand}_summary.json``: frames, detections, infilled frames, reprojection error, timings;
 - ``{hand}_overlay.mp4``, ``{hand}_trajectory.png``, ``{hand}_viewer.html``, ``{hand}.bvh``.
 
-All files are written into a staging folder inside OUTDIR and moved into place only when every
-one of them is complete: a failure leaves no new file behind.
+The outputs are one set: written into a staging folder inside OUTDIR, then swapped in for the
+previous run's as a unit (:mod:`unihand.export.output_set`): a failure leaves the earlier set as
+it was, a kill mid-swap is completed or undone by the next run, and files of an earlier run that
+this one does not make (the overlay after ``--no-render``, the other hand) are removed. The BVH,
+viewer and plot come from the exporter registry (:mod:`unihand.export`); the viewer shows the
+MANO mesh (with MANO files) or the built-in hand's capsule mesh.
 
 Intrinsics: ``--intrinsics fx,fy,cx,cy`` or ``--fov DEG`` (horizontal); by default a pinhole
 with a :data:`DEFAULT_FOV_DEG` degree field of view across the image's longer side (horizontal
@@ -53,6 +57,7 @@ import numpy as np
 
 from unihand.data.io import Conditions, Motion, atomic_write
 from unihand.errors import UserError
+from unihand.export.output_set import recover as recover_outputs
 from unihand.video.decode import VideoInfo, VideoSource, open_video
 from unihand.video.detect import Detection
 from unihand.video.track import HandTrack, track_hands
@@ -228,14 +233,21 @@ def _spans(mask: np.ndarray, offset: int = 0) -> list[list[int]]:
     return [[int(a) + offset, int(b) - 1 + offset] for a, b in zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1))]
 
 
-def check_output_dir(outdir: str | os.PathLike) -> Path:
-    """Create ``outdir`` if needed and make sure files can be written in it (UserError if not)."""
+def check_output_dir(outdir: str | os.PathLike, create: bool = True) -> Path:
+    """Make sure files can be written in ``outdir`` (UserError if not), creating it if needed;
+    ``create=False`` checks its nearest existing parent instead, so a run that fails later leaves nothing."""
     outdir = Path(outdir)
     try:
         if outdir.exists() and not outdir.is_dir():
             raise UserError(f"{outdir}: output path exists and is not a folder")
-        outdir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=outdir):
+        probe = outdir
+        if create:
+            outdir.mkdir(parents=True, exist_ok=True)
+        elif not outdir.exists():
+            probe = next(p for p in outdir.absolute().parents if p.exists())
+            if not probe.is_dir():
+                raise UserError(f"{outdir}: cannot write outputs there ({probe} is not a folder)")
+        with tempfile.TemporaryFile(dir=probe):
             pass
     except OSError as err:
         raise UserError(f"{outdir}: cannot write outputs there ({err.strerror or err})") from None
@@ -358,10 +370,13 @@ def estimate_video(
         info = source.info
         K, k_source = resolve_intrinsics(info.width, info.height, intrinsics, fov)
         if outdir is not None:
-            outdir = check_output_dir(outdir)
+            outdir = check_output_dir(outdir, create=False)
+            recover_outputs(outdir, _owned_names())  # finish or undo a swap a killed run left
     if model is None:
         with timings("load_model"):
             model = load_model(checkpoint, device, mano_dir, backbone_path)
+    if hasattr(model, "_check_sampling"):  # before any frame is read
+        model._check_sampling(steps, cfg_scale, seed, None, None, 0)
     if detector is None:
         from unihand.video.detect import HandDetector
 
@@ -439,7 +454,9 @@ def estimate_video(
                 cam = to_camera(r.motion.vertices, camera_poses)
                 mesh[side] = (reproject(r.motion.vertices, K, camera_poses), cam[..., 2].astype(np.float32), faces)
     if outdir is not None:
-        _write_outputs(outdir, source, results, timings, render, progress, say, mesh)
+        check_output_dir(outdir)
+        _write_outputs(outdir, source, results, timings, render, progress, say, mesh,
+                       mano_dir=getattr(model, "mano_dir", None) or mano_dir)
     for r in results.values():
         r.summary["timings_s"] = _hand_timings(timings, r.side)
     return EstimateResult(info, np.asarray(K), results, dict(timings), outdir)
@@ -462,68 +479,69 @@ def _hand_timings(timings: Timings, side: str) -> dict[str, float]:
 def _write_outputs(
     outdir: Path, source: VideoSource, results: dict[str, HandResult], timings: Timings, render: bool,
     progress: bool | None, say: Any, mesh: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None,
+    mano_dir: str | None = None,
 ) -> None:
-    """Write every file into a staging folder, then move them all into ``outdir``."""
+    """Write this run's whole output set and swap it in for the previous one as one unit.
+
+    Every file goes through the exporter registry (:mod:`unihand.export`) into a staging folder;
+    :class:`~unihand.export.output_set.OutputSet` then replaces every file of an earlier run that
+    matches :data:`OUTPUT_NAMES` (either hand) by the new set, so an output this run does not make
+    (the overlay after ``--no-render``, a hand not found this time) does not survive from an older
+    run, a failure leaves the earlier set untouched and a kill mid-swap is finished by the next run
+    (the module doc of ``output_set`` says why a journal rather than a folder rename).
+    """
+    from unihand.export.output_set import OutputSet
+    from unihand.export.registry import REGISTRY
     from unihand.viz.overlay import OverlayTrack, render_overlays
 
+    names = {side: {k: v.format(hand=side) for k, v in OUTPUT_NAMES.items()} for side in results}
+    formats = {"trajectory": "png", "viewer": "html", "bvh": "bvh"}
+    info = source.info
     try:
-        staging = Path(tempfile.mkdtemp(prefix=".unihand-staging-", dir=outdir))
-    except OSError as err:
-        raise UserError(f"{outdir}: cannot write outputs there ({err.strerror or err})") from None
-    try:
-        names = {side: {k: v.format(hand=side) for k, v in OUTPUT_NAMES.items()} for side in results}
-        for side, r in results.items():
-            with timings(f"write_motion_{side}"):
-                r.motion.save(staging / names[side]["motion"])
-        if render:
-            info = source.info
+        with OutputSet(outdir, _owned_names()) as out:
             for side, r in results.items():
-                m = r.motion
-                with timings(f"render_trajectory_{side}"):
-                    from unihand.viz.trajectory import plot_trajectory
+                with timings(f"write_motion_{side}"):
+                    REGISTRY["npz"].writer(r.motion, out.path(names[side]["motion"]))
+            if render:
+                for side, r in results.items():
+                    m = r.motion
+                    ctx: dict[str, Any] = {"source": f"{side} hand of {info.path.name}", "infilled": r.infilled,
+                                           "side": f"{side} hand", "first_frame": info.start, "mano_dir": mano_dir}
+                    if mesh and side in mesh and m.vertices is not None:
+                        from unihand.export.mesh import MeshSequence
 
-                    plot_trajectory(staging / names[side]["trajectory"], m.joints, m.fps, r.infilled,
-                                    title=f"{side} hand - {info.path.name}")
-                with timings(f"render_viewer_{side}"):
-                    from unihand.viz.html_viewer import write_viewer
-
-                    write_viewer(staging / names[side]["viewer"], m.joints, m.fps, r.infilled,
-                                 title=f"UniHand - {side} hand - {info.path.name}", side=f"{side} hand",
-                                 first_frame=info.start)
-                with timings(f"render_bvh_{side}"):
-                    from unihand.viz.bvh import write_bvh
-
-                    write_bvh(staging / names[side]["bvh"], m.joints, m.fps)
-            say("rendering the overlay video(s)")
-            with timings("render_overlay"), _progress(len(next(iter(results.values())).track.detected),
-                                                      "overlay", progress) as bar:
-                tracks = {
-                    staging / names[side]["overlay"]: OverlayTrack(
-                        joints_2d=r.motion.joints_2d, detected_kp=r.track.keypoints, kp_mask=r.conditions.kp2d_mask,
-                        infilled=r.infilled, label=side,
-                        **(dict(zip(("vertices_2d", "vertex_depth", "faces"), mesh[side])) if mesh and side in mesh else {}),
-                    )
-                    for side, r in results.items()
-                }
-                render_overlays(source, tracks, source.info.fps, frame_offset=info.start, progress=lambda: bar.update(1))
-        for side, r in results.items():
-            r.summary["timings_s"] = _hand_timings(timings, side)
-            r.summary["outputs"] = {k: v for k, v in names[side].items() if (staging / v).exists() or k == "summary"}
-            text = json.dumps(r.summary, indent=2, default=_json_default)
-            atomic_write(staging / names[side]["summary"], lambda tmp, t=text: Path(tmp).write_text(t), suffix=".json")
-        # everything exists: move into place (renames within one folder's file system)
-        mode = 0o666 & ~_umask()
-        for side, r in results.items():
-            for key, name in names[side].items():
-                src = staging / name
-                if src.exists():
-                    os.chmod(src, mode)
-                    os.replace(src, outdir / name)
-                    r.files[key] = outdir / name
+                        ctx["mesh"] = MeshSequence(np.asarray(m.vertices, np.float64), mesh[side][2], "mano")
+                    for key, fmt in formats.items():
+                        title = (f"{side} hand - {info.path.name}" if fmt == "png"
+                                 else f"UniHand - {side} hand - {info.path.name}")
+                        with timings(f"render_{key}_{side}"):
+                            REGISTRY[fmt].writer(m, out.path(names[side][key]), **ctx, title=title)
+                say("rendering the overlay video(s)")
+                with timings("render_overlay"), _progress(len(next(iter(results.values())).track.detected),
+                                                          "overlay", progress) as bar:
+                    tracks = {
+                        out.path(names[side]["overlay"]): OverlayTrack(
+                            joints_2d=r.motion.joints_2d, detected_kp=r.track.keypoints,
+                            kp_mask=r.conditions.kp2d_mask, infilled=r.infilled, label=side,
+                            **(dict(zip(("vertices_2d", "vertex_depth", "faces"), mesh[side])) if mesh and side in mesh else {}),
+                        )
+                        for side, r in results.items()
+                    }
+                    render_overlays(source, tracks, info.fps, frame_offset=info.start, progress=lambda: bar.update(1))
+            for side, r in results.items():
+                r.summary["timings_s"] = _hand_timings(timings, side)
+                r.summary["outputs"] = {k: v for k, v in names[side].items()
+                                        if out.path(v).exists() or k == "summary"}
+                REGISTRY["json"].writer(r.motion, out.path(names[side]["summary"]), summary=r.summary)
     except OSError as err:
         raise UserError(f"{outdir}: writing outputs failed ({err.strerror or err})") from None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    for side, r in results.items():
+        r.files.update({key: out.files[name] for key, name in names[side].items() if name in out.files})
+
+
+def _owned_names() -> set[str]:
+    """Every output name ``estimate`` may write into a folder (both hands): the set it replaces."""
+    return {v.format(hand=side) for v in OUTPUT_NAMES.values() for side in HAND_CHOICES["both"]}
 
 
 def _umask() -> int:

@@ -1,48 +1,58 @@
-"""BVH export of a 21-joint hand skeleton motion (Blender: File > Import > Motion Capture).
+"""BVH export of a hand motion (Blender: File > Import > Motion Capture), from its MANO rotations.
 
 Hierarchy: the wrist is the ROOT (6 channels: position + rotation); every other OpenPose joint
 that has a child is a JOINT with 3 rotation channels; the five fingertips are ``End Site``\\ s
 (as BVH has no channels on leaves), so the hierarchy is the 16 MANO joints + 5 tips, following
-:data:`~unihand.hand.joints.OPENPOSE_PARENTS`.
+:data:`~unihand.hand.joints.OPENPOSE_PARENTS`. Translation channels are on the root only.
 
 Conventions of the file:
 
-- Y up, metres (Blender imports 1 unit = 1 m at scale 1.0). Points in the OpenCV camera frame
+- Y up, metres (Blender imports 1 unit = 1 m at scale 1.0). Points in the canonical OpenCV frame
   (x right, y down, z forward) are rotated 180 degrees about x: ``(x, y, z) -> (x, -y, -z)``
-  (a proper rotation, so a right hand stays a right hand).
+  (:data:`CV_TO_YUP`, a proper rotation, so a right hand stays a right hand).
 - Rotation channels ``Zrotation Xrotation Yrotation`` in degrees: a joint's local rotation is
   ``Rz @ Rx @ Ry`` and a child's position is ``parent_pos + R_parent_global @ offset``
   (the usual BVH / Blender / CMU convention). Angles are unwrapped over time.
-- Rest pose (the OFFSETs): a flat hand built from the motion itself: the palm (wrist to the
-  five first finger joints) as measured, each finger straight along its wrist-to-knuckle ray,
-  bone lengths the per-sequence mean.
+- Rest pose (the OFFSETs): the hand model's own rest joints for the sequence's shape (the mean
+  ``betas`` row; one row on every frame for refined motions), the flat hand of MANO's zero pose,
+  stood upright: fingers along +Y, palm facing +Z, the thumb toward +X for a right hand (-X for
+  a left one). It depends on the shape and side only, so every file of one hand shape has the
+  same skeleton, whatever the motion.
+- Rotations: the model's own MANO rotations, ``global_orient`` and the 15 ``hand_pose`` joints
+  through the hand model (:attr:`~unihand.hand.output.HandOutput.rotations`), twist included,
+  expressed in the file's frame: with ``A`` the fixed rotation that stands the rest hand upright
+  and ``G_m`` MANO joint m's global rotation, a joint's global rotation in the file is
+  ``CV_TO_YUP @ G_m @ A.T``. The root position is the model's posed wrist.
 
-Rotations are computed from the joint positions: the wrist's by a least-squares fit (Kabsch)
-of the rest palm to each frame's palm, each finger joint's as the smallest rotation that
-turns its rest bone onto the observed bone (twist about a bone is not observable from joint
-positions and is set to zero). For MANO-generated joints, whose palm is rigid, the file
-reproduces the input joint positions up to bone-length variation within the sequence
-(:func:`read_bvh` + :func:`bvh_positions` parse it back for checking).
+For the built-in kinematic hand the file reproduces the motion's joints exactly (to the 1e-6
+printing precision); for MANO (``mano_dir``) the 16 joints exactly and the fingertips (mesh
+vertices under skinning, not rigid) within a few millimetres. A motion whose joints do not
+follow its own MANO parameters through the chosen hand model (joints from another model) gets a
+warning. :func:`read_bvh` + :func:`bvh_positions` parse a file back for checking.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from unihand.data.io import atomic_write
-from unihand.hand.joints import OPENPOSE_JOINT_NAMES, OPENPOSE_PARENTS
+from unihand.hand.joints import MANO_TO_OPENPOSE, OPENPOSE_JOINT_NAMES, OPENPOSE_PARENTS
+
+log = logging.getLogger(__name__)
 
 #: OpenCV camera frame -> BVH Y-up frame (rotation of 180 degrees about x).
 CV_TO_YUP = np.diag([1.0, -1.0, -1.0])
 ROT_CHANNELS = ("Zrotation", "Xrotation", "Yrotation")
-_TIPS = (4, 8, 12, 16, 20)
-_PALM_CHILDREN = (1, 5, 9, 13, 17)
+#: Joints of the motion further than this (metres) from the BVH skeleton's get a warning.
+AGREEMENT_TOL = 1e-3
 
 
 def _children(j: int) -> list[int]:
@@ -95,106 +105,104 @@ def matrix_to_euler_zxy(R: np.ndarray) -> np.ndarray:
     return np.rad2deg(np.stack([z, x, y], axis=-1))
 
 
-def _kabsch(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Rotations (N, 3, 3) minimising ``|R src_k - dst_k|`` over points k; src (K, 3), dst (N, K, 3)."""
-    H = np.einsum("kj,nki->nji", src, dst)  # sum_k src_k dst_k^T  -> (N, 3, 3) as [j, i]
-    U, _, Vt = np.linalg.svd(H)
-    d = np.sign(np.linalg.det(np.swapaxes(Vt, -1, -2) @ np.swapaxes(U, -1, -2)))
-    D = np.zeros_like(H)
-    D[:, 0, 0] = 1
-    D[:, 1, 1] = 1
-    D[:, 2, 2] = d
-    return np.swapaxes(Vt, -1, -2) @ D @ np.swapaxes(U, -1, -2)
-
-
-def _align(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Smallest rotations (N, 3, 3) taking unit vectors a (N, 3) onto unit vectors b (N, 3)."""
-    v = np.cross(a, b)
-    c = np.einsum("ni,ni->n", a, b)
-    s = np.linalg.norm(v, axis=-1)
-    R = np.repeat(np.eye(3)[None], len(a), axis=0)
-    ok = s > 1e-9
-    k = v[ok] / s[ok, None]
-    ang = np.arctan2(s[ok], c[ok])
-    Kx = np.zeros((ok.sum(), 3, 3))
-    Kx[:, 0, 1], Kx[:, 0, 2], Kx[:, 1, 2] = -k[:, 2], k[:, 1], -k[:, 0]
-    Kx[:, 1, 0], Kx[:, 2, 0], Kx[:, 2, 1] = k[:, 2], -k[:, 1], k[:, 0]
-    R[ok] = np.eye(3) + np.sin(ang)[:, None, None] * Kx + (1 - np.cos(ang))[:, None, None] * (Kx @ Kx)
-    anti = (~ok) & (c < 0)  # opposite vectors: half turn about any perpendicular axis
-    if anti.any():
-        perp = _unit(np.cross(a[anti], np.where(np.abs(a[anti, :1]) < 0.9, [[1.0, 0, 0]], [[0, 1.0, 0]])))
-        R[anti] = 2 * np.einsum("ni,nj->nij", perp, perp) - np.eye(3)
-    return R
-
-
 @dataclass
 class BVHSkeleton:
-    """Rest offsets (21, 3) in the parent's frame (the root's is zero) and the joint names."""
+    """Rest offsets (21, 3) in the parent's frame (the root's is zero), Y-up file frame, the
+    rotation ``upright`` (3, 3) taking the hand model's rest frame to the file's rest frame, and
+    the joint names."""
 
     offsets: np.ndarray
+    upright: np.ndarray
     names: tuple[str, ...] = OPENPOSE_JOINT_NAMES
     parents: tuple[int, ...] = OPENPOSE_PARENTS
 
 
-def rest_skeleton(points: np.ndarray) -> BVHSkeleton:
-    """Flat-hand rest pose from a motion's joints (N, 21, 3) in the BVH frame (see module doc)."""
-    rel = points[:, _PALM_CHILDREN] - points[:, :1]  # (N, 5, 3) palm in the world
-    # Express each frame's palm in a hand-local frame, then average (the palm is near rigid).
-    x = _unit(rel[:, 2])  # toward the middle knuckle
-    n = _unit(np.cross(rel[:, 1], rel[:, 4]))  # palm normal (index x little)
-    y = _unit(np.cross(n, x))
-    frames = np.stack([x, y, np.cross(x, y)], axis=-1)  # (N, 3, 3) columns: hand axes in world
-    palm = np.einsum("nji,nkj->nki", frames, rel).mean(axis=0)  # (5, 3) local
-    # Place the rest hand upright: local x (toward the fingers) -> +Y, local normal -> +Z.
-    to_rest = np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]).T  # columns: images of x, y, z
-    palm = palm @ to_rest.T
-    lengths = np.linalg.norm(points[:, 1:] - points[:, list(OPENPOSE_PARENTS[1:])], axis=-1).mean(axis=0)
+def _hand_model(hand: Any, mano_dir: str | os.PathLike | None, is_right: bool) -> Any:
+    if hand is not None:
+        return hand
+    from unihand.hand import load_hand_model
+
+    return load_hand_model(mano_dir, is_right=is_right)
+
+
+def rest_skeleton(hand: Any, betas: np.ndarray | None = None) -> BVHSkeleton:
+    """The BVH rest skeleton of ``hand`` for shape ``betas`` (10,) (None: the mean shape)."""
+    import torch
+
+    b = torch.zeros(10, dtype=torch.float64) if betas is None else torch.as_tensor(np.asarray(betas, np.float64))
+    with torch.no_grad():
+        rest = hand(betas=b.reshape(10)).joints.double().numpy().reshape(21, 3)
+    f = _unit(rest[9] - rest[0])  # toward the middle knuckle
+    side = _unit(rest[5] - rest[17])  # little -> index knuckle
+    n = np.cross(side, f) * (1.0 if hand.is_right else -1.0)  # out of the palm, either hand
+    n = _unit(n - (n @ f) * f)
+    upright = np.stack([np.cross(f, n), f, n])  # rows: images of X, Y, Z -> f to +Y, n to +Z
     offsets = np.zeros((21, 3))
-    for k, j in enumerate(_PALM_CHILDREN):
-        offsets[j] = palm[k]
-        ray = _unit(palm[k])
-        c = j
-        while _children(c):
-            (c2,) = _children(c)
-            offsets[c2] = ray * lengths[c2 - 1]
-            c = c2
-    return BVHSkeleton(offsets)
+    for j in range(1, 21):
+        offsets[j] = upright @ (rest[j] - rest[OPENPOSE_PARENTS[j]])
+    return BVHSkeleton(offsets, upright)
 
 
-def joint_rotations(points: np.ndarray, skel: BVHSkeleton) -> np.ndarray:
-    """Local rotations (N, 21, 3, 3) that pose ``skel`` like ``points`` (N, 21, 3) (module doc)."""
-    n = points.shape[0]
-    glob = np.zeros((n, 21, 3, 3))
-    local = np.repeat(np.eye(3)[None, None], n, axis=0).repeat(21, axis=1)
-    rel = points[:, _PALM_CHILDREN] - points[:, :1]
-    glob[:, 0] = _kabsch(skel.offsets[list(_PALM_CHILDREN)], rel)
-    local[:, 0] = glob[:, 0]
-    for j in range(1, 21):  # parents come before children in OpenPose order
-        p = OPENPOSE_PARENTS[j]
-        kids = _children(j)
-        if not kids:
-            continue
-        (c,) = kids
-        target = np.einsum("nji,nj->ni", glob[:, p], points[:, c] - points[:, j])  # in the parent's frame
-        local[:, j] = _align(np.repeat(_unit(skel.offsets[c])[None], n, axis=0), _unit(target))
-        glob[:, j] = glob[:, p] @ local[:, j]
+def _posed(hand: Any, motion: Any, betas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The model's global rotations (N, 16, 3, 3) and joints (N, 21, 3) of ``motion`` at one shape."""
+    import torch
+
+    def t(x: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.array(x, np.float64))
+
+    n = motion.num_frames
+    with torch.no_grad():
+        out = hand(global_orient=t(motion.global_orient), hand_pose=t(motion.hand_pose),
+                   betas=t(np.broadcast_to(betas, (n, 10))), transl=t(motion.transl))
+    return out.rotations.double().numpy(), out.joints.double().numpy()
+
+
+def local_rotations(rotations: np.ndarray, skel: BVHSkeleton) -> np.ndarray:
+    """BVH local rotations (N, 21, 3, 3) (tips: identity) from MANO global rotations (N, 16, 3, 3)."""
+    n = rotations.shape[0]
+    glob = np.repeat(np.eye(3)[None, None], n, axis=0).repeat(21, axis=1)
+    for j in range(21):
+        m = MANO_TO_OPENPOSE[j]
+        if m < 16:
+            glob[:, j] = CV_TO_YUP @ rotations[:, m] @ skel.upright.T
+    local = glob.copy()
+    for j in range(1, 21):
+        if _children(j):
+            local[:, j] = np.swapaxes(glob[:, OPENPOSE_PARENTS[j]], -1, -2) @ glob[:, j]
     return local
 
 
-def motion_to_bvh_text(joints: np.ndarray, fps: float = 30.0, *, from_camera: bool = True,
-                       precision: int = 6) -> str:
-    """BVH text of ``joints`` (N, 21, 3) metres; ``from_camera``: they are in the OpenCV frame."""
-    pts = np.asarray(joints, dtype=np.float64)
-    if pts.ndim != 3 or pts.shape[1:] != (21, 3) or pts.shape[0] == 0:
-        raise ValueError(f"joints must be (N, 21, 3) with N >= 1, got {pts.shape}")
-    if not np.all(np.isfinite(pts)):
-        raise ValueError("joints contain NaN or infinite values")
-    if from_camera:
-        pts = pts @ CV_TO_YUP.T
-    skel = rest_skeleton(pts)
-    local = joint_rotations(pts, skel)
-    euler = np.unwrap(np.deg2rad(matrix_to_euler_zxy(local)), axis=0)
-    euler = np.rad2deg(euler)
+def motion_to_bvh_text(
+    motion: Any, *, hand: Any = None, mano_dir: str | os.PathLike | None = None, precision: int = 6,
+    where: str = "motion",
+) -> str:
+    """BVH text of a :class:`~unihand.data.io.Motion` through its hand model (module doc).
+
+    ``hand``: the hand model (default: MANO from ``mano_dir``, else the built-in kinematic hand,
+    for the motion's side). Non-finite parameters raise :class:`~unihand.errors.UserError`.
+    """
+    from unihand.errors import UserError
+
+    n = motion.num_frames
+    if n == 0:
+        raise UserError(f"{where}: the motion has no frames")
+    for name in ("global_orient", "hand_pose", "betas", "transl"):
+        if not np.all(np.isfinite(getattr(motion, name))):
+            raise UserError(f"{where}: field '{name}' contains NaN or infinite values; no BVH written")
+    hand = _hand_model(hand, mano_dir, bool(motion.is_right))
+    betas = np.asarray(motion.betas, np.float64).mean(0)
+    skel = rest_skeleton(hand, betas)
+    rotations, joints = _posed(hand, motion, betas)
+    if not (np.all(np.isfinite(rotations)) and np.all(np.isfinite(joints))):
+        raise UserError(f"{where}: the hand model gives non-finite joints for these parameters; no BVH written")
+    if motion.joints is not None:
+        gap = float(np.linalg.norm(joints - motion.joints, axis=-1).max())
+        if gap > AGREEMENT_TOL:
+            log.warning("%s: the BVH skeleton (%s hand) differs from the motion's joints by up to %.1f mm "
+                        "(joints from another hand model? give the MANO files the motion was made with)",
+                        where, getattr(hand, "kind", "?"), gap * 1e3)
+    root = joints[:, 0] @ CV_TO_YUP.T
+    euler = np.rad2deg(np.unwrap(np.deg2rad(matrix_to_euler_zxy(local_rotations(rotations, skel))), axis=0))
     f = f"{{:.{precision}f}}"
     out = io.StringIO()
     out.write("HIERARCHY\n")
@@ -220,12 +228,10 @@ def motion_to_bvh_text(joints: np.ndarray, fps: float = 30.0, *, from_camera: bo
 
     write_joint(0, 0)
     order = channel_joints()
-    out.write(f"MOTION\nFrames: {pts.shape[0]}\nFrame Time: {1.0 / fps:.8f}\n")
-    for t in range(pts.shape[0]):
-        vals = list(pts[t, 0])
-        for j in order:
-            vals.extend(euler[t, j])
-        out.write(" ".join(f.format(v) for v in vals) + "\n")
+    out.write(f"MOTION\nFrames: {n}\nFrame Time: {1.0 / float(motion.fps):.8f}\n")
+    values = np.concatenate([root, euler[:, order].reshape(n, -1)], axis=1)
+    for row in values:
+        out.write(" ".join(f.format(v) for v in row) + "\n")
     return out.getvalue()
 
 
@@ -243,9 +249,12 @@ def channel_joints() -> list[int]:
     return order
 
 
-def write_bvh(path: str | os.PathLike, joints: np.ndarray, fps: float = 30.0, *, from_camera: bool = True) -> Path:
-    """Atomically write the BVH file of ``joints`` (N, 21, 3) metres."""
-    text = motion_to_bvh_text(joints, fps, from_camera=from_camera)
+def write_bvh(
+    path: str | os.PathLike, motion: Any, *, hand: Any = None, mano_dir: str | os.PathLike | None = None,
+    where: str | None = None,
+) -> Path:
+    """Atomically write the BVH file of ``motion`` (a :class:`~unihand.data.io.Motion`)."""
+    text = motion_to_bvh_text(motion, hand=hand, mano_dir=mano_dir, where=where or str(path))
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text), suffix=".bvh")
 
 

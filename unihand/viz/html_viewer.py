@@ -1,11 +1,23 @@
-"""A self-contained interactive HTML viewer of a skeleton motion (one file, inline JS, no CDN).
+"""A self-contained interactive HTML viewer of a hand motion (one file, inline JS, no CDN).
 
 Open the file in any browser, offline: the 21-joint skeleton is drawn on a canvas with
 perspective, one colour per finger, the wrist's path as a trail, a floor grid and the
 first-frame camera (the canonical frame's origin). Controls: play/pause (button or space),
 scrub (slider, arrow keys step a frame), speed, orbit by dragging, zoom with the wheel,
-pan with shift-drag or the right button, double-click to reset the view. Frames that were
-infilled (no detection) are flagged on screen and drawn dashed.
+pan with shift-drag or the right button, double-click to reset the view, ``M`` or the button
+to show or hide the mesh. Frames that were infilled (no detection) are flagged on screen and
+drawn dashed.
+
+Optional layers:
+
+- a **mesh** (``mesh_vertices`` (N, V, 3), ``mesh_faces`` (F, 3)): filled, shaded triangles in
+  depth order under the skeleton. Vertices are stored as little-endian int16 offsets from each
+  frame's wrist (step ``q`` metres, a few micrometres), base64; faces as uint16/uint32. Callers
+  keep it light (``unihand.export`` gives a decimated MANO mesh or a coarse capsule mesh).
+- **camera frustums** (``camera_poses`` T_cano_from_cam (N, 4, 4), OpenCV camera axes): the
+  current frame's camera drawn bright, every few frames' faint, and the path of the camera
+  centre; shaped by ``K`` and ``image_size`` when given. Without poses, the first camera is drawn
+  at the origin.
 
 The view starts from the first camera (what the video showed), in the OpenCV convention
 of the motion files: x right, y down, z away from the camera.
@@ -13,6 +25,7 @@ of the motion files: x right, y down, z away from the camera.
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import os
@@ -40,11 +53,11 @@ html,body{margin:0;height:100%;background:#15171c;color:#e8e8e8;font:13px system
 </style></head><body>
 <canvas id="c"></canvas>
 <div id="info"><b>__TITLE__</b><br><span id="flabel"></span><span id="badge">INFILLED</span></div>
-<div id="help">drag: orbit &middot; wheel: zoom &middot; shift-drag: pan<br>space: play/pause &middot; &larr;/&rarr;: step &middot; double-click: reset</div>
+<div id="help">drag: orbit &middot; wheel: zoom &middot; shift-drag: pan<br>space: play/pause &middot; &larr;/&rarr;: step &middot; M: mesh &middot; double-click: reset</div>
 <div id="bar"><button id="play">&#9654; Play</button>
 <input id="scrub" type="range" min="0" value="0" step="1">
 <select id="speed"><option value="0.25">0.25x</option><option value="0.5">0.5x</option><option value="1" selected>1x</option><option value="2">2x</option></select>
-<button id="reset">Reset view</button></div>
+<button id="reset">Reset view</button><button id="meshbtn" style="display:none">Mesh: on</button></div>
 <script>
 "use strict";
 const D = __DATA__;
@@ -52,6 +65,11 @@ const N = D.frames, J = 21, P = D.parents, S = D.scale;
 const pts = new Float32Array(D.joints.length);
 for (let i = 0; i < pts.length; i++) pts[i] = D.joints[i] / S;
 const infilled = D.infilled;
+function b64(s) { const b = atob(s), u = new Uint8Array(b.length); for (let i = 0; i < b.length; i++) u[i] = b.charCodeAt(i); return u.buffer; }
+const M = D.mesh ? {nv: D.mesh.nv, nf: D.mesh.nf, q: D.mesh.q, v: new Int16Array(b64(D.mesh.vertices)),
+  f: D.mesh.face_bytes === 2 ? new Uint16Array(b64(D.mesh.faces)) : new Uint32Array(b64(D.mesh.faces))} : null;
+const CAM = D.cameras;
+let showMesh = !!M;
 const COLORS = ["#ff5050", "#ffbe28", "#50dc50", "#28aaff", "#c85aff"];
 const finger = j => j === 0 ? 2 : Math.floor((j - 1) / 4);
 let cx = 0, cy = 0, cz = 0, ymax = -1e9, radius = 0.05;
@@ -101,13 +119,62 @@ function drawGrid() {
     line(project(cx - n * step, y, cz + k * step), project(cx + n * step, y, cz + k * step), "#2a2f38", 1, false);
   }
 }
+function camPoint(t, p) {  // camera t's point p (camera axes) -> canonical frame
+  if (!CAM || !CAM.poses) return p;
+  const T = CAM.poses, o = 12 * t;
+  return [T[o] * p[0] + T[o + 1] * p[1] + T[o + 2] * p[2] + T[o + 3],
+          T[o + 4] * p[0] + T[o + 5] * p[1] + T[o + 6] * p[2] + T[o + 7],
+          T[o + 8] * p[0] + T[o + 9] * p[1] + T[o + 10] * p[2] + T[o + 11]];
+}
+function drawFrustum(t, color, width, label) {
+  const s = Math.min(0.04, radius / 3);
+  const hx = CAM && CAM.hx ? CAM.hx : 1, hy = CAM && CAM.hy ? CAM.hy : 0.6, ox = CAM && CAM.ox ? CAM.ox : 0, oy = CAM && CAM.oy ? CAM.oy : 0;
+  const P = p => { const w = camPoint(t, p); return project(w[0], w[1], w[2]); };
+  const o = P([0, 0, 0]);
+  const c = [[-hx + ox, -hy + oy], [hx + ox, -hy + oy], [hx + ox, hy + oy], [-hx + ox, hy + oy]].map(p => P([p[0] * s, p[1] * s, s]));
+  for (let k = 0; k < 4; k++) { line(o, c[k], color, width, false); line(c[k], c[(k + 1) % 4], color, width, false); }
+  if (label) {
+    const ax = [[s, 0, 0, "#e55"], [0, s, 0, "#5e5"], [0, 0, s, "#59f"]];
+    for (const a of ax) line(o, P(a), a[3], 2, false);
+    if (o[2] > 1e-3) { ctx.fillStyle = "#aaa"; ctx.fillText(label, o[0] + 6, o[1] - 6); }
+  }
+}
 function drawCamera() {
-  const s = Math.min(0.04, radius / 3), o = project(0, 0, 0);
-  const c = [[-s, -0.6 * s, s], [s, -0.6 * s, s], [s, 0.6 * s, s], [-s, 0.6 * s, s]].map(p => project(p[0], p[1], p[2]));
-  for (let k = 0; k < 4; k++) { line(o, c[k], "#888", 1, false); line(c[k], c[(k + 1) % 4], "#888", 1, false); }
-  const ax = [[s, 0, 0, "#e55"], [0, s, 0, "#5e5"], [0, 0, s, "#59f"]];
-  for (const a of ax) line(o, project(a[0], a[1], a[2]), a[3], 2, false);
-  if (o[2] > 1e-3) { ctx.fillStyle = "#aaa"; ctx.fillText("camera (frame 1)", o[0] + 6, o[1] - 6); }
+  if (!CAM || !CAM.poses) { drawFrustum(0, "#888", 1, "camera (frame 1)"); return; }
+  const every = Math.max(1, Math.round(N / 8));
+  for (let t = 0; t < N; t += every) if (t !== frame) drawFrustum(t, "rgba(136,136,136,0.45)", 1, "");
+  ctx.setLineDash([]); ctx.lineWidth = 1; ctx.strokeStyle = "rgba(255,170,60,0.6)"; ctx.beginPath();
+  for (let t = 0; t < N; t++) { const q = project(...camPoint(t, [0, 0, 0])); if (t === 0) ctx.moveTo(q[0], q[1]); else ctx.lineTo(q[0], q[1]); }
+  ctx.stroke();
+  drawFrustum(frame, "#ffaa3c", 1.5, `camera (frame ${frame + D.first_frame})`);
+}
+function drawMesh() {
+  const nv = M.nv, base = frame * nv * 3, w = frame * J * 3, wx = pts[w], wy = pts[w + 1], wz = pts[w + 2];
+  const q = new Array(nv), W = new Float64Array(3 * nv);
+  for (let i = 0; i < nv; i++) {
+    const x = wx + M.q * M.v[base + 3 * i], y = wy + M.q * M.v[base + 3 * i + 1], z = wz + M.q * M.v[base + 3 * i + 2];
+    q[i] = project(x, y, z); W[3 * i] = x; W[3 * i + 1] = y; W[3 * i + 2] = z;
+  }
+  const order = [];
+  for (let k = 0; k < M.nf; k++) {
+    const a = M.f[3 * k], b = M.f[3 * k + 1], c = M.f[3 * k + 2];
+    if (q[a][2] <= 1e-3 || q[b][2] <= 1e-3 || q[c][2] <= 1e-3) continue;
+    order.push([k, q[a][2] + q[b][2] + q[c][2]]);
+  }
+  order.sort((u, v) => v[1] - u[1]);
+  for (const [k] of order) {
+    const a = M.f[3 * k], b = M.f[3 * k + 1], c = M.f[3 * k + 2];
+    // shade by how squarely the face is seen (2D area over 3D area), a headlight
+    const A = q[a], B = q[b], C = q[c];
+    const area2 = Math.abs((B[0] - A[0]) * (C[1] - A[1]) - (B[1] - A[1]) * (C[0] - A[0]));
+    const ux = W[3 * b] - W[3 * a], uy = W[3 * b + 1] - W[3 * a + 1], uz = W[3 * b + 2] - W[3 * a + 2];
+    const vx = W[3 * c] - W[3 * a], vy = W[3 * c + 1] - W[3 * a + 1], vz = W[3 * c + 2] - W[3 * a + 2];
+    const area3 = Math.hypot(uy * vz - uz * vy, uz * vx - ux * vz, ux * vy - uy * vx);
+    const f = (A[3] + B[3] + C[3]) / 3, lit = Math.min(1, area3 > 0 ? area2 / (area3 * f * f) : 0);
+    const g = 0.35 + 0.65 * lit;
+    ctx.fillStyle = `rgb(${Math.round(225 * g)},${Math.round(180 * g)},${Math.round(150 * g)})`;
+    ctx.beginPath(); ctx.moveTo(A[0], A[1]); ctx.lineTo(B[0], B[1]); ctx.lineTo(C[0], C[1]); ctx.closePath(); ctx.fill();
+  }
 }
 function drawTrail() {
   ctx.setLineDash([]); ctx.lineWidth = 1.5;
@@ -124,6 +191,7 @@ function draw() {
   const w = canvas.clientWidth, h = canvas.clientHeight;
   ctx.clearRect(0, 0, w, h);
   drawGrid(); drawCamera(); drawTrail();
+  if (M && showMesh) drawMesh();
   const base = frame * J * 3, q = [];
   for (let j = 0; j < J; j++) q.push(project(pts[base + 3 * j], pts[base + 3 * j + 1], pts[base + 3 * j + 2]));
   const bones = [];
@@ -151,6 +219,9 @@ function tick(now) {
 }
 playBtn.onclick = () => setPlaying(!playing);
 document.getElementById("reset").onclick = () => { resetView(); draw(); };
+const meshBtn = document.getElementById("meshbtn");
+function toggleMesh() { if (!M) return; showMesh = !showMesh; meshBtn.textContent = showMesh ? "Mesh: on" : "Mesh: off"; draw(); }
+if (M) { meshBtn.style.display = "inline"; meshBtn.title = D.mesh.label; meshBtn.onclick = toggleMesh; }
 scrub.oninput = () => { setPlaying(false); setFrame(parseInt(scrub.value)); };
 let drag = null;
 canvas.addEventListener("contextmenu", e => e.preventDefault());
@@ -169,6 +240,7 @@ window.addEventListener("keydown", e => {
   if (e.code === "Space") { e.preventDefault(); setPlaying(!playing); }
   else if (e.code === "ArrowRight") { setPlaying(false); setFrame(frame + 1); }
   else if (e.code === "ArrowLeft") { setPlaying(false); setFrame(frame - 1); }
+  else if (e.code === "KeyM") toggleMesh();
 });
 window.addEventListener("resize", resize);
 resize();
@@ -176,11 +248,60 @@ resize();
 """
 
 
+def _b64(a: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(a).tobytes()).decode("ascii")
+
+
+def _mesh_data(vertices: np.ndarray, faces: np.ndarray, wrist: np.ndarray, label: str) -> dict:
+    """The mesh as the page stores it: int16 offsets from each frame's (stored) wrist, base64."""
+    v = np.asarray(vertices, np.float64)
+    f = np.asarray(faces)
+    n = wrist.shape[0]
+    if v.ndim != 3 or v.shape[0] != n or v.shape[2] != 3 or v.shape[1] == 0:
+        raise ValueError(f"mesh vertices must be (N={n}, V, 3), got {v.shape}")
+    if f.ndim != 2 or f.shape[1] != 3 or f.shape[0] == 0 or not np.issubdtype(f.dtype, np.integer):
+        raise ValueError(f"mesh faces must be (F, 3) integers, got {f.shape} {f.dtype}")
+    if f.min() < 0 or f.max() >= v.shape[1]:
+        raise ValueError(f"mesh faces index vertices 0..{v.shape[1] - 1}, found {f.min()}..{f.max()}")
+    if not np.all(np.isfinite(v)):
+        raise ValueError("mesh vertices contain NaN or infinite values")
+    rel = v - wrist[:, None, :]
+    step = max(float(np.abs(rel).max()) / 32000.0, 1e-6)
+    q = np.round(rel / step).astype("<i2")
+    wide = v.shape[1] > 65535
+    return {"nv": int(v.shape[1]), "nf": int(f.shape[0]), "q": step, "label": label,
+            "face_bytes": 4 if wide else 2, "faces": _b64(f.astype("<u4" if wide else "<u2")), "vertices": _b64(q)}
+
+
+def _camera_data(camera_poses: np.ndarray | None, K: np.ndarray | None, image_size, n: int) -> dict | None:
+    """Frustum shape from ``K`` / ``image_size`` and the per-frame camera poses (rounded)."""
+    if camera_poses is None and (K is None or image_size is None):
+        return None
+    out: dict = {"poses": None}
+    if K is not None and image_size is not None:
+        K = np.asarray(K, np.float64)
+        w, h = (float(x) for x in np.asarray(image_size).reshape(2))
+        if not (np.all(np.isfinite(K)) and K[0, 0] > 0 and K[1, 1] > 0 and w > 0 and h > 0):
+            raise ValueError("K / image_size must be finite with positive focal lengths and size")
+        out.update(hx=w / 2 / K[0, 0], hy=h / 2 / K[1, 1], ox=(w / 2 - K[0, 2]) / K[0, 0], oy=(h / 2 - K[1, 2]) / K[1, 1])
+    if camera_poses is not None:
+        T = np.asarray(camera_poses, np.float64)
+        if T.shape != (n, 4, 4):
+            raise ValueError(f"camera poses must be (N={n}, 4, 4), got {T.shape}")
+        if not np.all(np.isfinite(T)):
+            raise ValueError("camera poses contain NaN or infinite values")
+        out["poses"] = np.round(T[:, :3, :4].reshape(-1), 6).tolist()
+    return out
+
+
 def viewer_html(
     joints: np.ndarray, fps: float = 30.0, infilled: np.ndarray | None = None, title: str = "UniHand motion",
-    side: str = "", first_frame: int = 0,
+    side: str = "", first_frame: int = 0, *, mesh_vertices: np.ndarray | None = None,
+    mesh_faces: np.ndarray | None = None, mesh_label: str = "mesh", camera_poses: np.ndarray | None = None,
+    K: np.ndarray | None = None, image_size: np.ndarray | None = None,
 ) -> str:
-    """The viewer page for ``joints`` (N, 21, 3) metres (OpenCV camera frame) as a string."""
+    """The viewer page for ``joints`` (N, 21, 3) metres (OpenCV camera frame) as a string; optional
+    mesh (``mesh_vertices`` (N, V, 3) with ``mesh_faces`` (F, 3)) and cameras (module doc)."""
     joints = np.asarray(joints, dtype=np.float64)
     if joints.ndim != 3 or joints.shape[1:] != (21, 3) or joints.shape[0] == 0:
         raise ValueError(f"joints must be (N, 21, 3) with N >= 1, got {joints.shape}")
@@ -193,15 +314,22 @@ def viewer_html(
         "first_frame": int(first_frame),
         "infilled": [int(b) for b in (np.zeros(n, bool) if infilled is None else np.asarray(infilled, bool))],
         "joints": np.round(joints.reshape(-1) * scale).astype(np.int64).tolist(),
+        "mesh": None, "cameras": _camera_data(camera_poses, K, image_size, n),
     }
+    if mesh_vertices is not None:
+        if mesh_faces is None:
+            raise ValueError("mesh_vertices given without mesh_faces")
+        wrist = np.round(joints[:, 0] * scale) / scale  # the page's wrist, so offsets add up exactly
+        data["mesh"] = _mesh_data(mesh_vertices, mesh_faces, wrist, mesh_label)
     blob = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
     return _TEMPLATE.replace("__TITLE__", html.escape(title)).replace("__DATA__", blob)
 
 
 def write_viewer(
     path: str | os.PathLike, joints: np.ndarray, fps: float = 30.0, infilled: np.ndarray | None = None,
-    title: str = "UniHand motion", side: str = "", first_frame: int = 0,
+    title: str = "UniHand motion", side: str = "", first_frame: int = 0, **layers,
 ) -> Path:
-    """Atomically write the self-contained viewer page of ``joints`` (N, 21, 3) to ``path``."""
-    text = viewer_html(joints, fps, infilled, title, side, first_frame)
+    """Atomically write the self-contained viewer page of ``joints`` (N, 21, 3) to ``path``
+    (``layers``: the mesh and camera arguments of :func:`viewer_html`)."""
+    text = viewer_html(joints, fps, infilled, title, side, first_frame, **layers)
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"), suffix=".html")
