@@ -390,3 +390,85 @@ def test_real_vision_model_runs(clips) -> None:
         res = estimate_video(clips["right"], None, end="8f", model=model, steps=1, progress=False)
     m = res.hands["right"].motion
     assert m.num_frames == 8 and np.isfinite(m.joints).all()
+
+
+# ------------------------------------------------------------------------------------------------
+# The output set: replaced as one unit
+
+
+def _snapshot(d: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in d.iterdir() if p.is_file()}
+
+
+@needs_sample
+def test_rerun_replaces_the_whole_set(clips, sample_run, tmp_path) -> None:
+    """A --no-render rerun leaves no overlay (or plot, viewer, BVH) of the earlier run, a hand the
+    new run does not produce goes too, the user's own files stay; stale temp files are cleaned."""
+    import shutil
+
+    out = tmp_path / "o"
+    shutil.copytree(sample_run[2] / "out", out)
+    (out / "left_overlay.mp4").write_bytes(b"an earlier run's left hand")
+    (out / "notes.txt").write_text("mine")
+    (out / ".unihand-staging-dead").mkdir()  # a killed run's staging folder, no journal
+    (out / ".unihand-staging-dead" / "new").mkdir()
+    (out / ".right_motion.npz.k1ll3d.npz").write_bytes(b"half a file")
+    estimate_video(clips["right"], out, model=StubModel(), render=False, progress=False)
+    assert _listing(out) == ["notes.txt", "right_motion.npz", "right_summary.json"]
+    s = json.loads((out / "right_summary.json").read_text())
+    assert s["outputs"] == {"motion": "right_motion.npz", "summary": "right_summary.json"}
+    assert s["motion"]["frames"] == N  # the exporter's numbers ride along
+
+
+@needs_sample
+def test_crash_between_renames_leaves_old_or_new_set(clips, sample_run, tmp_path, monkeypatch) -> None:
+    """The k-th rename of the swap fails (an OSError: rolled back at once) or kills the run (the
+    next run's recovery finishes it): the folder holds the complete old or the complete new set."""
+    import shutil
+
+    from unihand.export import output_set
+
+    class Killed(BaseException):
+        pass
+
+    real_commit, real_replace = output_set.OutputSet.commit, os.replace
+    old_names = sorted(v.format(hand="right") for v in OUTPUT_NAMES.values())
+    new_names = ["right_motion.npz", "right_summary.json"]
+    outcomes = set()
+    for k in (1, 2, 5, 8, 9, 10, 11):
+        for exc in (OSError(5, "Input/output error"), Killed()):
+            out = tmp_path / f"o{k}{type(exc).__name__}"
+            shutil.copytree(sample_run[2] / "out", out)
+            old = _snapshot(out)
+            calls = [0]
+
+            def replace(src, dst, *a, _exc=exc, _k=k, **kw):
+                calls[0] += 1
+                if calls[0] == _k:
+                    raise _exc
+                return real_replace(src, dst, *a, **kw)
+
+            def commit(self, _replace=replace):
+                monkeypatch.setattr(os, "replace", _replace)
+                try:
+                    return real_commit(self)
+                finally:
+                    monkeypatch.setattr(os, "replace", real_replace)
+
+            monkeypatch.setattr(output_set.OutputSet, "commit", commit)
+            try:
+                estimate_video(clips["right"], out, model=StubModel(), render=False, progress=False)
+            except UserError as err:
+                assert isinstance(exc, OSError) and "earlier outputs are kept" in str(err)
+                assert _snapshot(out) == old  # rolled back in place, byte for byte
+            except Killed:
+                output_set.recover(out)  # what the next run does first
+            monkeypatch.setattr(output_set.OutputSet, "commit", real_commit)
+            listing = _listing(out)
+            assert listing in (old_names, new_names), (k, exc, listing)
+            if listing == old_names:
+                assert _snapshot(out) == old
+            else:
+                assert Motion.load(out / "right_motion.npz").num_frames == N
+            outcomes.add(len(listing))
+    assert outcomes == {len(old_names), len(new_names)}  # both sides of the commit point were hit
