@@ -415,3 +415,17 @@ def test_stale_staging_and_temp_files_are_cleaned(tmp_path) -> None:
         out.path("a.txt").write_bytes(b"fresh")
     assert _listing(d) == [".user.txt.keep", "a.txt", "user.txt"]
     assert (d / "a.txt").read_bytes() == b"fresh"
+
+
+def test_viewer_mesh_is_kept_light(motion, tmp_path) -> None:
+    from unihand.export.mesh import viewer_mesh
+    from unihand.hand.testing import write_random_mano
+
+    cap = viewer_mesh(motion, motion_mesh(motion))
+    assert cap.kind == "capsule" and cap.vertices.shape[1] == 14 + 15 * (2 + 2 * 6)  # 6 sides, 1 ring
+    mano_dir = write_random_mano(tmp_path / "mano")
+    full = motion_mesh(motion, mano_dir=mano_dir)
+    assert viewer_mesh(motion, full, mano_dir=mano_dir) is full  # 10 frames: all 778 vertices fit
+    light = viewer_mesh(motion, full, mano_dir=mano_dir, budget=N * 6 * 300)
+    assert light.kind == "mano" and 150 < light.vertices.shape[1] <= 300
+    assert viewer_mesh(motion, full, mano_dir=mano_dir, budget=N * 6 * 50) is None  # skeleton only

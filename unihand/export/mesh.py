@@ -26,7 +26,7 @@ from unihand.export.checks import require_finite
 log = logging.getLogger(__name__)
 
 #: Byte budget of the mesh frames embedded in an HTML viewer (int16 vertices).
-VIEWER_MESH_BYTES = 6_000_000
+VIEWER_MESH_BYTES = 2_000_000
 #: Fewest vertices a decimated viewer mesh keeps (below this it is left out).
 VIEWER_MIN_VERTICES = 120
 
