@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from unihand.errors import UserError
 from unihand.viz.trajectory import _spans, plot_trajectory
 
 
@@ -31,5 +32,5 @@ def test_single_frame_and_spans(tmp_path) -> None:
 
 def test_bad_path_leaves_nothing(tmp_path) -> None:
     (tmp_path / "file").write_text("x")
-    with pytest.raises(OSError):
+    with pytest.raises(UserError, match="t.png: cannot check the output path"):
         plot_trajectory(tmp_path / "file" / "t.png", np.zeros((3, 21, 3)), fps=30)
