@@ -41,10 +41,8 @@ T_cano_from_cam (N, 4, 4)) when known, as the demo does.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -55,7 +53,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from unihand.data.io import Conditions, Motion, atomic_write
+from unihand.data.io import Conditions, Motion
 from unihand.errors import UserError
 from unihand.export.output_set import recover as recover_outputs
 from unihand.video.decode import VideoInfo, VideoSource, open_video
@@ -301,18 +299,6 @@ class EstimateResult:
     hands: dict[str, HandResult]
     timings: dict[str, float]
     outdir: Path | None
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o)}")
 
 
 def _generate(
