@@ -22,7 +22,6 @@ with a moving camera has none; see :mod:`unihand.video.estimate`).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -217,9 +216,10 @@ def run_demo(
         "outputs": {k: str(v) for k, v in hand.files.items()} | {"input": str(video)},
     }
     from unihand.data.io import atomic_write
+    from unihand.files import strict_json
 
     path = atomic_write(outdir / "demo_metrics.json",
-                        lambda p: Path(p).write_text(json.dumps(report, indent=2, default=_json)), suffix=".json")
+                        lambda p: Path(p).write_text(strict_json(report, indent=2, default=_json)), suffix=".json")
     os.chmod(path, 0o666 & ~_umask())
     return report
 

@@ -124,3 +124,24 @@ def clean_stale_temps(folder: str | os.PathLike, recursive: bool = False) -> lis
 def temp_dir(parent: Path, name: str = "staging") -> Path:
     """A new folder inside ``parent`` named so that :func:`clean_stale_temps` knows its owner."""
     return Path(tempfile.mkdtemp(prefix=f".unihand-{name}{_owner_tag()}", dir=parent))
+
+
+def strict_json(obj: Any, **kwargs: Any) -> str:
+    """JSON text with every non-finite float as ``null`` ("not computable"): never a bare ``NaN``,
+    which is not JSON. ``kwargs`` go to :func:`json.dumps`."""
+    import json
+    import math
+
+    def clean(o: Any) -> Any:
+        if isinstance(o, float) and not math.isfinite(o):
+            return None
+        if isinstance(o, dict):
+            return {k: clean(v) for k, v in o.items()}
+        if isinstance(o, (list, tuple)):
+            return [clean(v) for v in o]
+        return o
+
+    default = kwargs.pop("default", None)
+    # numpy scalars and arrays become Python values first, so their NaNs are cleaned too
+    plain = json.loads(json.dumps(obj, default=default)) if default else obj
+    return json.dumps(clean(plain), allow_nan=False, **kwargs)

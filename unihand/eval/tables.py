@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from unihand.data.io import atomic_write
+from unihand.files import strict_json
 
 #: Metric name -> (column header, decimals, higher is better).
 METRICS: dict[str, tuple[str, int, bool]] = {
@@ -202,7 +203,7 @@ def save_run(folder: str | Path, run: dict[str, Any]) -> Path:
     """Store a run record as ``runs/<dataset>__<label>.json`` (same dataset + label replaces)."""
     slug = "".join(ch if ch.isalnum() else "_" for ch in run["label"]).strip("_").lower()
     path = Path(folder, "runs", f"{run['dataset']}__{slug}.json")
-    text = json.dumps(run, indent=2, sort_keys=True)
+    text = strict_json(run, indent=2, sort_keys=True)
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
@@ -213,7 +214,7 @@ def write_tables(folder: str | Path) -> list[Path]:
     tables = [build_table(name, runs) for name in TABLES]
     tables = [t for t in tables if any(r["source"] == "ours" for r in t["rows"])]
     md = "\n".join(to_markdown(t) for t in tables)
-    js = json.dumps({t["name"]: t for t in tables}, indent=2)
+    js = strict_json({t["name"]: t for t in tables}, indent=2)
     return [
         atomic_write(Path(folder, "tables.md"), lambda tmp: Path(tmp).write_text(md.rstrip() + "\n")),
         atomic_write(Path(folder, "tables.json"), lambda tmp: Path(tmp).write_text(js)),
