@@ -97,6 +97,7 @@ CASES: list[tuple[str, Callable[[dict[str, Path], Path], list[str]], str]] = [
     ("gen-device-bogus", lambda f, o: ["generate", "-o", str(o / "m.npz"), "--device", "bogus"], "--device"),
     ("gen-device-cuda", lambda f, o: ["generate", "-o", str(o / "m.npz"), "--device", "cuda"], "--device"),
     ("gen-frames-0", lambda f, o: ["generate", "-o", str(o / "m.npz"), "--frames", "0"], "--frames"),
+    ("gen-frames-huge", lambda f, o: ["generate", "-o", str(o / "m.npz"), "--frames", "100000000"], "--frames"),
     ("gen-seed-neg", lambda f, o: ["generate", "-o", str(o / "m.npz"), "--seed", "-1"], "--seed"),
     # --- generate: output paths
     ("gen-out-dir", lambda f, o: ["generate", "-o", str(o)], "folder"),

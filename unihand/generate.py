@@ -10,6 +10,10 @@ from pathlib import Path
 import numpy as np
 
 from unihand.data.io import Conditions, Motion
+from unihand.errors import UserError
+
+#: Longest unconditional sample (an hour at 30 fps is ~110 k frames; beyond it a typo is likelier).
+MAX_FRAMES = 100_000
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -51,6 +55,9 @@ def main(args: argparse.Namespace) -> int:
 
         parse_formats(args.formats)  # an unknown format fails before any work
     check_positive(args, "frames")
+    if args.frames > MAX_FRAMES:
+        raise UserError(f"--frames {args.frames}: at most {MAX_FRAMES} frames per unconditional sample "
+                        f"({MAX_FRAMES / 30 / 60:.0f} minutes at 30 fps)")
     check_sampling_flags(args)
     check_target(args.output)
     cond = Conditions.load(args.conditions) if args.conditions else None
