@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from scipy.ndimage import gaussian_filter1d
 from threadpoolctl import threadpool_limits
 from torch import nn
 
@@ -25,6 +26,10 @@ from unihand.refine.anchor import anchor, spread_given_mano
 from unihand.refine.kinematics import PoseState, pose_joints
 from unihand.refine.objective import Observations, RefineConfig, _evidence
 from unihand.refine.solver import refine_sequence
+
+
+#: Gaussian low-pass (frames) of the wrist and camera paths before the first scale is fitted.
+SCALE_SMOOTHING = 2.0
 
 
 def observations(arrays: dict[str, np.ndarray], num_frames: int, fps: float,
@@ -96,17 +101,36 @@ class Refiner:
 def initial_camera_scale(hand: nn.Module, state: PoseState, obs: Observations) -> float:
     """The scale of up-to-scale camera translations under which the placed wrist moves most smoothly in
     the world: with ``c_t`` its camera-frame position (metric, from the hand's size) and ``(R_t, t_t)``
-    the unit camera, ``p_t(s) = R_t^T (c_t - s t_t)``; least squares on the acceleration of ``p`` over
-    frames with evidence (1 when that is undetermined; the refinement then fits the scale with every
-    other term)."""
+    the unit camera, ``p_t(s) = R_t^T (c_t - s t_t)``; robust least squares on the acceleration of ``p`` over
+    frames with evidence, after a Gaussian low-pass of :data:`SCALE_SMOOTHING` frames (1 when that is
+    undetermined; the refinement then fits the scale with every other term)."""
     joints, _ = pose_joints(hand, state, jacobian=False)
     rot, t = obs.camera(state.rot.shape[0])
     cam = torch.einsum("nij,nj->ni", rot, joints[:, 0]) + t  # camera-frame wrist at unit scale
     a = torch.einsum("nji,nj->ni", rot, cam)  # R^T c
     b = torch.einsum("nji,nj->ni", rot, t)  # R^T t
-    seen = _evidence(obs)
+    # band-limited: per-frame depth noise of the placed hands and any jitter left in the camera
+    # centres would otherwise dominate the accelerations and shrink the scale toward zero
+    a, b = (gaussian_filter1d(x.numpy(), SCALE_SMOOTHING, axis=0, mode="nearest") for x in (a, b))
+    seen = _evidence(obs).numpy()
     ok = seen[2:] & seen[1:-1] & seen[:-2]
     da, db = (a[2:] - 2 * a[1:-1] + a[:-2])[ok], (b[2:] - 2 * b[1:-1] + b[:-2])[ok]
-    denom = float((db * db).sum())
-    s = float((da * db).sum()) / denom if denom > 1e-12 else 1.0
+    return robust_scale(da, db)
+
+
+def robust_scale(da: np.ndarray, db: np.ndarray, iterations: int = 20) -> float:
+    """``s`` minimising the Cauchy-robust size of the per-frame residuals ``da - s db`` (M, 3): the best
+    of a log-spaced grid over [1e-2, 1e2], then iteratively re-weighted least squares with the
+    residuals' own scale (a frame whose hand was placed far off must not decide the scale); 1 when
+    the camera does not accelerate."""
+    if float((db * db).sum()) < 1e-12:
+        return 1.0
+    grid = np.logspace(-2, 2, 161)
+    sigma = 1.4826 * float(np.median(np.linalg.norm(da, axis=1))) + 1e-12
+    cost = [np.log1p((np.linalg.norm(da - g * db, axis=1) / sigma) ** 2).sum() for g in grid]
+    s = float(grid[int(np.argmin(cost))])
+    for _ in range(iterations):
+        r = np.linalg.norm(da - s * db, axis=1)
+        w = 1.0 / (1.0 + (r / (1.4826 * float(np.median(r)) + 1e-12)) ** 2)
+        s = float((w * (da * db).sum(1)).sum() / max(float((w * (db * db).sum(1)).sum()), 1e-30))
     return float(np.clip(s, 1e-2, 1e2)) if s > 0 else 1.0

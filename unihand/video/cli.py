@@ -33,6 +33,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cam.add_argument("--fov", type=float, metavar="DEG",
                      help=f"horizontal field of view in degrees (default without either option: "
                           f"{DEFAULT_FOV_DEG:g} degrees across the longer image side)")
+    p.add_argument("--camera", default="auto", metavar="auto|static|estimate|POSES",
+                   help="camera motion: auto (estimated from the background when it moves, else static), static, "
+                        "estimate, or a poses file: .npz with T_cano_from_cam (N,4,4), COLMAP images.txt or Aria "
+                        "closed_loop_trajectory.csv (docs/formats.md)")
+    p.add_argument("--camera-scale", default=None, metavar="fit|M",
+                   help="metres per unit of the camera translations, or fit (fitted to the hands); default: fit for "
+                        "estimated poses and COLMAP files, 1 for .npz and Aria files")
     p.add_argument("--checkpoint", metavar="PATH", default=None,
                    help="UniHand checkpoint folder (default: the small model shipped with the package)")
     p.add_argument("--device", default="cpu", help="torch device: cpu or cuda")
@@ -103,10 +110,15 @@ def run(args: argparse.Namespace) -> int:
             checkpoint=args.checkpoint, device=args.device, start=args.start, end=args.end, fps=args.fps,
             steps=args.steps, cfg_scale=args.cfg_scale, seed=args.seed, conf_threshold=args.conf_threshold,
             detect_scale=args.detect_scale, render=not args.no_render, refine=args.refine == "on",
-            scheduler=args.scheduler,
+            scheduler=args.scheduler, camera=args.camera, camera_scale=args.camera_scale,
             progress=False if args.quiet else None,
             mano_dir=args.mano_dir, backbone_path=args.backbone_path, log=say,
         )
+    first = next(iter(res.hands.values())).summary.get("camera") if res.hands else None
+    if first:
+        scale = first.get("scale_m_per_unit")
+        print(f"camera: {first['source']}" + (f", {scale:.4g} m per unit ({first['scale_source']})"
+                                               if isinstance(scale, float) else ""))
     for side, r in res.hands.items():
         s = r.summary
         rep = s["reprojection_error_px"]["median"]

@@ -33,9 +33,13 @@ Intrinsics: ``--intrinsics fx,fy,cx,cy`` or ``--fov DEG`` (horizontal); by defau
 with a :data:`DEFAULT_FOV_DEG` degree field of view across the image's longer side (horizontal
 for landscape video), the middle of common webcams and phone main cameras.
 
-Reprojection (overlay, ``joints_2d``, the summary's error) projects the canonical motion with
-``K``: exact for a static camera. For a moving camera pass its poses (``camera_poses``,
-T_cano_from_cam (N, 4, 4)) when known, as the demo does.
+Camera (``--camera``, :mod:`unihand.camera.stage`): estimated from the background when it moves
+(static otherwise), static, or read from a poses file; known poses can be passed too
+(``camera_poses``, T_cano_from_cam (N, 4, 4), as the demo does). Both hands share one camera and
+its metric scale. The motion file holds the world (first-camera) frame motion and
+``T_cano_from_cam`` (N, 4, 4) in metres (identities for a static camera); reprojection (overlay,
+``joints_2d``, the summary's error) goes through each frame's camera; the summary's ``camera``
+names the source.
 """
 
 from __future__ import annotations
@@ -304,11 +308,13 @@ class EstimateResult:
 def _generate(
     model: Any, cond: Conditions, steps: int | None, cfg_scale: float | None, seed: int, frames: np.ndarray | None,
     progress: bool | None = None, refine: bool = True, camera_poses: np.ndarray | None = None,
-    scheduler: str = "ddim",
+    scheduler: str = "ddim", camera_scale: float | str | None = None,
 ) -> Motion:
     extra = {} if frames is None else {"frames": frames}  # the pipeline mirrors them for a left hand
     if progress is not False:
         extra["progress"] = True
+    if camera_scale is not None:  # translations up to scale ("fit") or in units of camera_scale metres
+        extra["camera_scale"] = camera_scale
     return model.generate(cond, steps=steps, cfg_scale=cfg_scale, seed=seed, refine=refine,
                           camera_poses=camera_poses, scheduler=scheduler, **extra)
 
@@ -337,6 +343,8 @@ def estimate_video(
     model: Any = None,
     detector: Detector | None = None,
     camera_poses: np.ndarray | None = None,
+    camera: str | os.PathLike | None = None,
+    camera_scale: float | str | None = None,
     mano_dir: str | None = None,
     backbone_path: str | None = None,
     log: Any = None,
@@ -346,9 +354,16 @@ def estimate_video(
     ``model`` / ``detector`` replace the checkpoint's model / MediaPipe (tests, demo);
     ``render=False`` skips the overlay, plot, viewer and BVH (the motion and summary are written);
     ``refine=False`` keeps the pure diffusion sample (no refinement against the keypoints: ablations).
+    ``camera``: ``auto`` (default: estimated when the background moves, else static), ``static``,
+    ``estimate`` or a poses file; ``camera_scale``: metres per unit of the poses or ``"fit"``
+    (:mod:`unihand.camera.stage`); ``camera_poses`` (N, 4, 4) T_cano_from_cam: known poses (metres
+    times ``camera_scale``, default 1), instead of ``camera``.
     """
+    from unihand.camera.stage import CameraTap, metric_scale, plan_camera, resolve_camera
+
     if hands not in HAND_CHOICES:
         raise UserError(f"--hands {hands!r}: choose left, right or both")
+    cam_plan = plan_camera(camera, camera_scale, camera_poses)
     timings = Timings()
     say = log or (lambda msg: None)
     with timings("open"):
@@ -372,7 +387,15 @@ def estimate_video(
     vision = vision_input_size(model)
     if vision:
         say(f"vision checkpoint: the frames (resized to {vision} px) condition the model too")
-    detections, frames = detect_video(source, detector, timings, progress, keep_frames=vision)
+    tracker = None
+    if cam_plan.tracks:  # the camera engine sees every frame during the detection pass
+        from unihand.camera.engine import BackgroundTracker
+
+        tracker = BackgroundTracker(K, info.image_size)
+    detections, frames = detect_video(source, detector if tracker is None else CameraTap(detector, tracker), timings,
+                                      progress, keep_frames=vision)
+    if tracker is not None:
+        timings["detect"] = timings.get("detect", 0.0) - tracker.seconds
     n = len(detections)
     with timings("track"):
         tracks = track_hands(detections, sides=HAND_CHOICES[hands])
@@ -392,21 +415,36 @@ def estimate_video(
             say(f"{side} hand seen in only {tracks[side].num_detected} of {n} frames: skipped "
                 f"(--hands {side} estimates it anyway)")
             del tracks[side]
-    if camera_poses is not None:
-        from unihand.geometry.canonical import check_camera_poses
-
-        camera_poses = check_camera_poses(camera_poses, n)
+    cam = resolve_camera(cam_plan, tracker, n, info.fps, say)
+    timings["camera"] = cam.seconds
+    camera_poses = cam.poses  # None: static
+    scale = cam.scale
+    scale_source = {"fit": "fitted to the hands"}.get(scale, "given") if isinstance(scale, str) else "given"
     results: dict[str, HandResult] = {}
-    for side, track in tracks.items():
+    # both hands share the camera and its scale: the hand seen most fits it, the others reuse it
+    for side, track in sorted(tracks.items(), key=lambda kv: -kv[1].num_detected):
         cond = track_conditions(track, K, info.image_size, info.fps, conf_threshold)
         say(f"{side} hand: detected in {track.num_detected}/{n} frames; generating")
         with timings(f"generate_{side}"):
-            motion = _generate(model, cond, steps, cfg_scale, seed, frames, progress, refine, camera_poses, scheduler)
+            motion = _generate(model, cond, steps, cfg_scale, seed, frames, progress, refine, camera_poses, scheduler,
+                               None if camera_poses is None or scale == 1.0 else scale)
         motion.is_right = track.is_right
         motion.fps = float(info.fps)
         motion.K = np.asarray(K, np.float32)
         motion.image_size = np.array(info.image_size, np.int64)
-        motion.joints_2d = reproject(motion.joints, K, camera_poses)
+        if camera_poses is None:
+            metric = np.broadcast_to(np.eye(4, dtype=np.float32), (n, 4, 4)).copy()
+        elif "T_cano_from_cam" in motion.extra:  # the model's metric poses (the fitted scale applied)
+            metric = np.asarray(motion.extra["T_cano_from_cam"], np.float32)
+        else:
+            metric = camera_poses.astype(np.float32).copy()
+            metric[:, :3, 3] *= 1.0 if isinstance(scale, str) else scale
+        if scale == "fit" and camera_poses is not None:
+            fitted = metric_scale(camera_poses, metric)
+            scale, scale_source = (1.0, "none (no translation)") if fitted is None else (fitted, f"fitted to the {side} hand")
+            say(f"camera scale: {scale:.4g} m per unit ({scale_source})")
+        motion.extra["T_cano_from_cam"] = metric
+        motion.joints_2d = reproject(motion.joints, K, None if camera_poses is None else metric)
         mask = cond.kp2d_mask
         kp_px = np.where(mask[..., None], np.nan_to_num(track.keypoints), 0.0).astype(np.float32)
         motion.extra.update({
@@ -422,13 +460,18 @@ def estimate_video(
             "infilled_frames": int(n - track.num_detected), "infilled_ranges": _spans(~track.detected, info.start),
             "masked_joints": int((track.detected[:, None] & ~mask).sum()), "tracklets": len(track.tracklets),
             "reprojection_error_px": reproj,
-            "reprojection_note": "static camera assumed" if camera_poses is None else "known camera poses",
+            "reprojection_note": ("static camera" if camera_poses is None else "through each frame's camera"),
+            "camera": {**cam.summary(), "scale_m_per_unit": None if camera_poses is None else scale,
+                       "scale_source": None if camera_poses is None else scale_source},
             "model": {"checkpoint": str(checkpoint) if checkpoint else "shipped", "device": str(device),
                       "steps": steps, "cfg_scale": cfg_scale, "seed": seed, "refine": refine, "scheduler": scheduler,
                       "conditions": ["kp2d"] + (["vision"] if vision else [])},
             "canonical_frame": f"camera of frame {info.start}",
         }
         results[side] = HandResult(side, motion, cond, track, summary)
+    results = {side: results[side] for side in tracks}  # the tracker's order
+    if camera_poses is not None:  # the metric poses, shared by both hands
+        camera_poses = next(iter(results.values())).motion.extra["T_cano_from_cam"]
     mesh = {}
     if render and outdir is not None and any(r.motion.vertices is not None for r in results.values()):
         from unihand.hand import load_hand_model

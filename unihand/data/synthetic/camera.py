@@ -1,5 +1,10 @@
 """Synthetic cameras: intrinsics of common devices and static / head-mounted trajectories.
 
+Two kinds of head motion (:data:`HEAD_MOTIONS`): ``gentle`` (the training default: a few degrees
+and centimetres, a person holding still while looking at their hands) and ``realistic``
+(:func:`realistic_head_motion`: tens of degrees per second and tens of centimetres, glances,
+a step or a lean, the camera turning about the neck, not about its own centre).
+
 Conventions (docs/design.md §2): OpenCV camera frame (x right, y down, z forward), metres.
 The canonical frame of a sequence is the camera of its first frame, so every camera
 trajectory here is returned as ``T_cano_from_cam (N, 4, 4)`` with the identity at frame 0.
@@ -51,6 +56,12 @@ class CameraSpec:
     image_size: np.ndarray  # (2,) int64, (W, H)
     T_cano_from_cam: np.ndarray  # (N, 4, 4) float64, identity at frame 0
     moving: bool
+    #: How much of the head's rotation the hands follow (1: all of it, they stay where the camera
+    #: looks; realistic head motion: 0.65-0.9, a glance moves the hand in the image).
+    hand_follow: float = 1.0
+    #: How much of the camera's travel the hands share (1: all; realistic head motion: 0-0.3, the
+    #: hands stay at their task while the head leans, steps and turns about the neck).
+    hand_follow_translation: float = 1.0
 
     @property
     def T_cam_from_cano(self) -> np.ndarray:
@@ -102,14 +113,116 @@ def head_motion(
     return T
 
 
+#: Kinds of head motion of a moving camera (:func:`sample_camera`).
+HEAD_MOTIONS = ("gentle", "realistic")
+#: The camera's centre relative to the head's pivot (the neck), in the camera frame: 10 cm up
+#: (-y) and 8 cm forward, as glasses or a head strap sit. Turning the head moves the camera.
+NECK_TO_CAMERA = np.array([0.0, -0.10, 0.08])
+
+
+def _rotation_to_rotvec(R: np.ndarray) -> np.ndarray:
+    from unihand.data.synthetic._rot import matrix_to_quat, quat_to_rotvec
+
+    q = matrix_to_quat(R)
+    q = np.where(q[..., 3:] < 0, -q, q)  # the short way round
+    return quat_to_rotvec(q)
+
+
+def realistic_head_motion(rng: np.random.Generator, t: np.ndarray) -> np.ndarray:
+    """Head motion of a person moving about while using their hands, identity at ``t[0]``.
+
+    Rotation: slow band-limited wander (0.1-1 Hz, up to 8 degrees of pitch, 12 of yaw, 3 of roll)
+    plus glances, about one every 1.5 s: minimum-jerk turns of 10-30 degrees, mostly yaw, at
+    30-60 degrees per second on average (peaks 1.9 times that), half of them turning back after a
+    short hold. The camera sits at :data:`NECK_TO_CAMERA` from the pivot, so every turn also moves
+    it. Translation of the pivot: sway (up to 3-4 cm, 0.2-1.2 Hz) plus one or two steps or leans
+    of 8-25 cm, mostly horizontal. Over 96 frames at 30 fps (5-95th percentiles of 200 draws): at
+    most 15-60 degrees from the first frame (median 35), peak speeds of 70-180 degrees per second
+    (median 107) and the camera 8-34 cm from where it started (median 20).
+
+    Returns:
+        (T, 4, 4) float64 ``T_cano_from_cam``.
+    """
+    from unihand.data.synthetic.smooth import minimum_jerk
+
+    t = np.asarray(t, np.float64)
+    dur_total = float(t[-1] - t[0]) if len(t) > 1 else 0.0
+    amp_r = np.deg2rad([8.0, 12.0, 3.0]) * rng.uniform(0.5, 1.0, size=3)  # pitch (x), yaw (y), roll (z)
+    amp_t = np.array([0.04, 0.03, 0.04]) * rng.uniform(0.4, 1.0, size=3)
+    both = smooth_noise(rng, t, (6,), np.concatenate([amp_r, amp_t]), fmin=0.1, fmax=1.0)
+    rv, body = both[:, :3], both[:, 3:]
+    for _ in range(1 + int(rng.poisson(dur_total / 1.5))):
+        axis = np.array([rng.normal(0, 0.5), rng.choice([-1.0, 1.0]), rng.normal(0, 0.1)])
+        axis /= np.linalg.norm(axis)
+        angle = np.deg2rad(rng.uniform(10.0, 30.0))
+        dur = max(0.3, angle / np.deg2rad(rng.uniform(30.0, 60.0)))
+        t0 = rng.uniform(t[0] - 0.3, t[0] + max(dur_total - 0.2, 0.0))
+        w = minimum_jerk((t - t0) / dur)
+        if rng.random() < 0.5:  # glance and back
+            w = w - minimum_jerk((t - t0 - dur - rng.uniform(0.2, 0.8)) / dur)
+        rv = rv + w[:, None] * angle * axis
+    for _ in range(int(rng.integers(1, 3))):
+        step = rng.normal(size=3) * np.array([1.0, 0.25, 1.0])
+        step *= rng.uniform(0.08, 0.25) / np.linalg.norm(step)
+        t0, dur = rng.uniform(t[0] - 0.5, t[0] + max(dur_total - 0.3, 0.0)), rng.uniform(0.8, 2.0)
+        body = body + minimum_jerk((t - t0) / dur)[:, None] * step
+    R = rotvec_to_matrix(rv)
+    R = np.swapaxes(R[:1], -1, -2) @ R  # R_0^T R_i: identity at frame 0
+    off = NECK_TO_CAMERA
+    T = np.zeros((len(t), 4, 4))
+    T[:, :3, :3] = R
+    # camera centre = pivot + R_i off, the pivot at -off at frame 0 and carried by the body
+    T[:, :3, 3] = (R @ off) - off + (body - body[:1])
+    T[:, 3, 3] = 1.0
+    T[0] = np.eye(4)
+    return T
+
+
+#: Time scale (s) of the head motion the hands follow: glances and quick turns are not followed.
+FOLLOW_SMOOTHING_S = 0.5
+
+
+def hand_anchor(camera: CameraSpec, fps: float) -> tuple[np.ndarray, np.ndarray]:
+    """(R (N, 3, 3), travel (N, 3)): the frame the hand's path is drawn in, in the canonical frame.
+
+    With ``hand_follow`` = ``hand_follow_translation`` = 1 (gentle head motion) it is the camera
+    itself: the hand stays where the camera looks. Otherwise the hands follow the slow part of the
+    head's motion only (Gaussian low-pass of :data:`FOLLOW_SMOOTHING_S`): ``hand_follow`` of its
+    rotation (the body turning toward where one looks) and ``hand_follow_translation`` of the
+    camera's travel, not the glances nor the camera's swing about the neck, as hands at a task do.
+    """
+    T = camera.T_cano_from_cam
+    R, c = T[:, :3, :3], T[:, :3, 3]
+    if camera.hand_follow == 1.0 and camera.hand_follow_translation == 1.0:
+        return R, c
+    from scipy.ndimage import gaussian_filter1d
+
+    sigma = FOLLOW_SMOOTHING_S * fps
+    rv = gaussian_filter1d(_rotation_to_rotvec(R), sigma, axis=0, mode="nearest")
+    slow = rotvec_to_matrix(camera.hand_follow * rv)
+    slow = np.swapaxes(slow[:1], -1, -2) @ slow
+    travel = gaussian_filter1d(c, sigma, axis=0, mode="nearest")
+    return slow, camera.hand_follow_translation * (travel - travel[:1])
+
+
 def sample_camera(
     rng: np.random.Generator, t: np.ndarray, *, moving_prob: float = 0.5, preset: str | None = None,
+    head: str = "gentle",
 ) -> CameraSpec:
-    """One sequence's camera: a device from :data:`CAMERA_PRESETS`, static or head-mounted."""
+    """One sequence's camera: a device from :data:`CAMERA_PRESETS`, static or head-mounted
+    (``head``: one of :data:`HEAD_MOTIONS`)."""
+    if head not in HEAD_MOTIONS:
+        raise ValueError(f"head motion {head!r}: choose from {', '.join(HEAD_MOTIONS)}")
     name, K, size = sample_intrinsics(rng, preset)
     moving = bool(rng.random() < moving_prob)
-    if moving:
+    follow = follow_t = 1.0
+    if moving and head == "realistic":
+        T = realistic_head_motion(rng, t)
+        follow = float(rng.uniform(0.65, 0.9))
+        follow_t = float(rng.uniform(0.0, 0.3))
+    elif moving:
         T = head_motion(rng, t)
     else:
         T = np.broadcast_to(np.eye(4), (len(t), 4, 4)).copy()
-    return CameraSpec(preset=name, K=K, image_size=size, T_cano_from_cam=T, moving=moving)
+    return CameraSpec(preset=name, K=K, image_size=size, T_cano_from_cam=T, moving=moving, hand_follow=follow,
+                      hand_follow_translation=follow_t)

@@ -10,8 +10,11 @@ over a cluttered background.
 Frame geometry: frames are square ``size x size`` RGB images of the *full* camera image,
 letterboxed: the camera image is scaled so its longer side fills the frame and is centred, the
 rest is black. :class:`Letterbox` maps camera pixels to frame pixels and gives the frame's ``K``.
-The background lies at infinity: a moving camera sees it through the rotation homography
-``K R K^-1`` (its translation shows no parallax).
+Backgrounds (:data:`BACKGROUNDS`): ``far``, a canvas at infinity, which a moving camera sees
+through the rotation homography ``K R K^-1`` (its translation shows no parallax); or ``room``
+(:class:`Room`), a textured box around the camera (walls, floor, ceiling) with a table under the
+hand, ray-cast per pixel in every frame, so a moving camera sees 3D-consistent parallax and
+camera estimation can be tested against the known poses.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ FOREARM_LENGTH = 0.24  # metres drawn from the wrist
 FOREARM_RADIUS = 0.027
 _SHIFT = 4  # sub-pixel bits for cv2 drawing
 _ONE = 1 << _SHIFT
+#: Kinds of background (see the module doc).
+BACKGROUNDS = ("far", "room")
 
 
 @dataclass(frozen=True)
@@ -187,6 +192,121 @@ def sample_style(rng: np.random.Generator, size: int) -> RenderStyle:
     )
 
 
+@dataclass
+class Room:
+    """A box room around the camera path, canonical frame (metres), with a table under the hand.
+
+    ``atlas`` holds one square ``tile`` texture per surface, side by side: walls -x, +x, -y
+    (ceiling, y is down), +y (floor), -z, +z, then the table top, each stretched over its surface.
+    """
+
+    lo: np.ndarray  # (3,) box corner
+    hi: np.ndarray  # (3,)
+    table: np.ndarray  # (5,) y of the top, x0, x1, z0, z1
+    atlas: np.ndarray  # (tile, 7 * tile, 3) uint8 RGB
+    tile: int
+
+
+def _surface_texture(rng: np.random.Generator, tile: int) -> np.ndarray:
+    """A wall's texture: the cluttered background of :func:`make_background` plus small objects
+    (posters, shelves, boxes: corners to track), under a per-surface light level."""
+    img, m = make_background(rng, tile)
+    img = np.ascontiguousarray(img[m:m + tile, m:m + tile])
+    for _ in range(int(rng.integers(20, 60))):
+        c = rng.uniform(0, tile, size=2)
+        half = rng.uniform(0.01, 0.06, size=2) * tile
+        color = tuple(float(v) for v in rng.uniform(0, 255, size=3))
+        if rng.random() < 0.7:
+            p0, p1 = (c - half).astype(int), (c + half).astype(int)
+            cv2.rectangle(img, (int(p0[0]), int(p0[1])), (int(p1[0]), int(p1[1])), color, -1, cv2.LINE_AA)
+        else:
+            cv2.circle(img, (int(c[0]), int(c[1])), int(half[0]), color, -1, cv2.LINE_AA)
+    return cv2.convertScaleAbs(img, alpha=float(rng.uniform(0.6, 1.1)))
+
+
+def sample_room(rng: np.random.Generator, T_cano_from_cam: np.ndarray, joints: np.ndarray, size: int) -> Room:
+    """A room around the camera path ``T_cano_from_cam`` (N, 4, 4) and the hand's canonical ``joints``
+    (N, 21, 3): walls 1-3.5 m away (at least 0.3 m from the camera path, 0.6 m beyond the hand), a
+    floor 0.9-1.6 m below the first camera, a table top 5-20 cm below the hand's lowest point and
+    at least 20 cm below the camera. Textures have ``tile`` = 256-1024 pixels (by ``size``)."""
+    cams = np.asarray(T_cano_from_cam, np.float64)[:, :3, 3]
+    hand = np.asarray(joints, np.float64).reshape(-1, 3)
+    lo = -np.array([rng.uniform(1.2, 2.5), rng.uniform(0.8, 1.5), rng.uniform(1.0, 2.5)])
+    hi = np.array([rng.uniform(1.2, 2.5), rng.uniform(0.9, 1.6), rng.uniform(1.0, 3.5)])
+    lo = np.minimum(lo, cams.min(0) - 0.3)
+    hi = np.maximum(hi, cams.max(0) + 0.3)
+    hi[2] = max(hi[2], hand[:, 2].max() + 0.6)
+    y_top = max(hand[:, 1].max() + rng.uniform(0.05, 0.2), cams[:, 1].max() + 0.2)
+    hi[1] = max(hi[1], y_top + 0.3)
+    cx = float(hand[:, 0].mean())
+    table = np.array([
+        y_top, max(lo[0] + 0.05, cx - rng.uniform(0.5, 1.0)), min(hi[0] - 0.05, cx + rng.uniform(0.5, 1.0)),
+        max(0.1, hand[:, 2].min() - 0.3), min(hi[2] - 0.05, hand[:, 2].max() + rng.uniform(0.3, 0.8)),
+    ])
+    tile = int(np.clip(2 ** int(np.ceil(np.log2(max(size, 1)))), 256, 1024))
+    atlas = np.concatenate([_surface_texture(rng, tile) for _ in range(7)], axis=1)
+    return Room(lo=lo, hi=hi, table=table, atlas=atlas, tile=tile)
+
+
+def _half_plane(row: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(height, width) uint8 mask of the pixels p = (x, y, 1) with ``row . p > 0`` (a line clips the image)."""
+    poly = np.array([[-1.0, -1.0], [width, -1.0], [width, height], [-1.0, height]])
+    val = poly @ row[:2] + row[2]
+    out = []
+    for k in range(4):  # Sutherland-Hodgman against one line
+        p, q, vp, vq = poly[k], poly[(k + 1) % 4], val[k], val[(k + 1) % 4]
+        if vp > 0:
+            out.append(p)
+        if (vp > 0) != (vq > 0):
+            out.append(p + (q - p) * (vp / (vp - vq)))
+    mask = np.zeros((height, width), np.uint8)
+    if len(out) >= 3:
+        cv2.fillConvexPoly(mask, np.round(np.array(out) * _ONE).astype(np.int32), 255, cv2.LINE_8, _SHIFT)
+    return mask
+
+
+def render_room(room: Room, K: np.ndarray, T_cano_from_cam: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The room seen by one camera (pose ``T_cano_from_cam`` (4, 4), intrinsics ``K``, a
+    ``width`` x ``height`` image): (height, width, 3) uint8 RGB.
+
+    Each surface is a plane: its texture goes into the image through the plane's homography
+    ``K R^T [e_u s_u, e_v s_v, X_0 - c]`` (OpenCV's warp, bilinear), kept where the texture lands
+    and where the rays point toward the plane (a half-plane of the image; the camera is inside the
+    box, so every ray meets exactly one wall). The table top is drawn last, over the walls.
+    """
+    R = np.asarray(T_cano_from_cam[:3, :3], np.float64)
+    c = np.asarray(T_cano_from_cam[:3, 3], np.float64)
+    K = np.asarray(K, np.float64)
+    to_dir = R @ np.linalg.inv(K)  # pixel -> ray direction in the canonical frame
+    t = room.tile
+    img = np.empty((height, width, 3), np.uint8)
+    img[:] = room.atlas.reshape(-1, 3).mean(0).astype(np.uint8)  # seams show the mean, not black
+    y_top, x0, x1, z0, z1 = (float(v) for v in room.table)
+    table_lo = np.array([x0, y_top, z0])
+    table_hi = np.array([x1, y_top, z1])
+    surfaces = [(a, side, room.lo, room.hi) for a in range(3) for side in (0, 1)] + [(1, 1, table_lo, table_hi)]
+    for k, (a, side, lo, hi) in enumerate(surfaces):
+        j, m = [i for i in range(3) if i != a]
+        x_0 = lo.astype(np.float64).copy()
+        x_0[a] = (lo if side == 0 else hi)[a] if k < 6 else y_top
+        basis = np.zeros((3, 3))
+        basis[j, 0] = (hi[j] - lo[j]) / (t - 1)
+        basis[m, 1] = (hi[m] - lo[m]) / (t - 1)
+        basis[:, 2] = x_0 - c
+        H = K @ R.T @ basis
+        toward = to_dir[a] * (1.0 if side == 1 else -1.0)  # rays with d_a of the plane's sign
+        half = _half_plane(toward, width, height)
+        if not half.any():
+            continue
+        tex = np.ascontiguousarray(room.atlas[:, k * t:(k + 1) * t])
+        rgba = np.dstack([tex, np.full((t, t), 255, np.uint8)])
+        warped = cv2.warpPerspective(rgba, H, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                                     borderValue=0)
+        mask = cv2.bitwise_and(half, (warped[..., 3] > 127).view(np.uint8) * 255)
+        cv2.copyTo(warped[..., :3], mask, img)
+    return img
+
+
 def _clip_near(p: np.ndarray, q: np.ndarray, near: float = 0.05) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Clip camera-frame segments (N, 3) against the plane z = near; returns p, q and a keep mask."""
     zp, zq = p[:, 2], q[:, 2]
@@ -314,7 +434,7 @@ def _draw_occluder(img: np.ndarray, poly: np.ndarray, color: np.ndarray, pattern
 
 def render_frames(
     joints_cam: np.ndarray, K: np.ndarray, image_size: np.ndarray, T_cano_from_cam: np.ndarray,
-    occluders: Occluders, style: RenderStyle, size: int = 224,
+    occluders: Occluders, style: RenderStyle, size: int = 224, room: Room | None = None,
 ) -> np.ndarray:
     """Render N frames.
 
@@ -324,6 +444,7 @@ def render_frames(
         T_cano_from_cam: (N, 4, 4) camera trajectory (for the background and occluders).
         occluders: the scene's objects (canonical frame).
         style: appearance from :func:`sample_style` with the same ``size``.
+        room: a 3D background (:func:`sample_room`) instead of ``style.background`` at infinity.
 
     Returns:
         (N, size, size, 3) uint8 RGB frames (letterboxed, see module doc).
@@ -341,8 +462,24 @@ def render_frames(
     static = np.allclose(T_cano_from_cam[:, :3, :3], np.eye(3))
     frames = np.empty((n, size, size, 3), dtype=np.uint8)
     ox, oy = lb.offset
+    room_still = None
+    if room is not None:  # rendered inside the letterbox only
+        K_active = Kf.copy()
+        K_active[:2, 2] -= lb.offset
+
+        def room_frame(T: np.ndarray) -> np.ndarray:
+            img = np.zeros((size, size, 3), np.uint8)
+            img[oy:oy + lb.active_h, ox:ox + lb.active_w] = render_room(room, K_active, T, lb.active_w, lb.active_h)
+            return img
+
+        if static and np.allclose(T_cano_from_cam[:, :3, 3], T_cano_from_cam[:1, :3, 3]):
+            room_still = room_frame(T_cano_from_cam[0])
     for i in range(n):
-        if static:
+        if room_still is not None:
+            img = room_still.copy()
+        elif room is not None:
+            img = room_frame(T_cano_from_cam[i])
+        elif static:
             img = style.background[m:m + size, m:m + size].copy()
         else:  # frame pixel -> canonical-camera pixel through the rotation (background at infinity)
             H = offset @ Kf @ T_cano_from_cam[i, :3, :3] @ Kinv

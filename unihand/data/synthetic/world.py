@@ -4,7 +4,8 @@ How a sequence is made (all in one right-handed "world" whose frame is the first
 the canonical frame of docs/design.md §2):
 
 1. a camera (:mod:`.camera`): a device's intrinsics, static or head-mounted
-   (``T_cano_from_cam`` (N, 4, 4), identity at frame 0);
+   (``T_cano_from_cam`` (N, 4, 4), identity at frame 0; ``SynthConfig.head_motion``: gentle, the
+   training default, or realistic);
 2. finger angles (:mod:`.motion`) -> ``hand_pose``; a palm-centre path and orientation in each
    frame's camera -> canonical ``global_orient`` / ``transl`` (the head keeps the hand mostly in
    view, as in egocentric video);
@@ -15,7 +16,9 @@ the canonical frame of docs/design.md §2):
 5. forward kinematics for the canonical joints, camera-frame joints per frame, and the
    conditions (:mod:`.conditions`);
 6. rendering (:mod:`.render`) only on request, from its own random stream, so a sequence's
-   motion and conditions are bitwise the same with and without frames.
+   motion and conditions are bitwise the same with and without frames. The background is a
+   canvas at infinity (``background="far"``, the default) or a textured room around the camera
+   (``"room"``: walls and a table at finite depth, with parallax for camera-motion tests).
 
 Randomness: ``np.random.SeedSequence([seed, index])`` spawns one generator per stage, so a
 sequence depends only on (seed, index, config) — never on the order sequences are made in, the
@@ -45,7 +48,8 @@ from unihand.data.synthetic._rot import angles_to_hand_pose_fast, matrix_to_rotv
 from unihand.data.synthetic.camera import CameraSpec, sample_camera
 from unihand.data.synthetic.conditions import ConditionConfig, make_conditions
 from unihand.data.synthetic.motion import PALM_CENTER_OFFSET, sample_betas, sample_finger_motion, sample_wrist_motion
-from unihand.data.synthetic.render import Letterbox, letterbox, render_frames, sample_style
+from unihand.data.synthetic.camera import hand_anchor
+from unihand.data.synthetic.render import BACKGROUNDS, Letterbox, letterbox, render_frames, sample_room, sample_style
 from unihand.data.synthetic.scene import Occluders, project_occluders_batch, sample_occluders
 from unihand.geometry.canonical import rigid_inverse
 from unihand.geometry.mirror import mirror_mano
@@ -68,6 +72,8 @@ class SynthConfig:
     exit_p: float = 0.15  # probability that the hand leaves / enters the image
     camera: str | None = None  # force one preset of CAMERA_PRESETS
     activity: str | None = None  # force one activity of motion.ACTIVITIES
+    head_motion: str = "gentle"  # moving cameras: camera.HEAD_MOTIONS ("realistic": tens of degrees / s)
+    background: str = "far"  # render.BACKGROUNDS: "far" (at infinity) or "room" (3D, with parallax)
     occluder_counts_p: tuple[float, ...] = (0.3, 0.4, 0.2, 0.1)
     conditions: ConditionConfig = field(default_factory=ConditionConfig)
 
@@ -85,6 +91,7 @@ class SyntheticSequence:
     joints_cam: np.ndarray  # (N, 21, 3) float64, camera frame of each frame
     activity: str
     render_seed: np.random.SeedSequence
+    background: str = "far"  # render.BACKGROUNDS
 
     @property
     def is_right(self) -> bool:
@@ -103,10 +110,13 @@ class SyntheticSequence:
         ``frames``: only these frame indices (same scene and style; sensor noise may differ)."""
         rng = np.random.default_rng(self.render_seed)
         style = sample_style(rng, size)
+        # the room comes after the style from the same stream: "far" scenes render as before
+        room = (sample_room(rng, self.camera.T_cano_from_cam, self.motion.joints, size)
+                if self.background == "room" else None)
         sel = slice(None) if frames is None else frames
         occluders = self.occluders if frames is None else self.occluders.at_frames(frames)
         return render_frames(self.joints_cam[sel], self.camera.K, self.camera.image_size,
-                             self.camera.T_cano_from_cam[sel], occluders, style, size)
+                             self.camera.T_cano_from_cam[sel], occluders, style, size, room=room)
 
 
 @dataclass
@@ -143,6 +153,8 @@ class SyntheticWorld:
     def __init__(self, seed: int = TRAIN_SEED, config: SynthConfig | None = None, mano_dir: str | None = None) -> None:
         self.seed = int(seed)
         self.config = config or SynthConfig()
+        if self.config.background not in BACKGROUNDS:
+            raise ValueError(f"background {self.config.background!r}: choose from {', '.join(BACKGROUNDS)}")
         self.hands = {True: load_hand_model(mano_dir, is_right=True), False: load_hand_model(mano_dir, is_right=False)}
 
     def sequence(self, index: int) -> SyntheticSequence:
@@ -157,13 +169,15 @@ class SyntheticWorld:
         t = np.arange(cfg.frames) / cfg.fps
         is_right = bool(top.random() >= cfg.left_p)
         betas = sample_betas(top)
-        cam = sample_camera(np.random.default_rng(r_cam), t, moving_prob=cfg.moving_camera_p, preset=cfg.camera)
+        cam = sample_camera(np.random.default_rng(r_cam), t, moving_prob=cfg.moving_camera_p, preset=cfg.camera,
+                            head=cfg.head_motion)
         fingers = sample_finger_motion(np.random.default_rng(r_fing), t, cfg.activity)
         wrist = sample_wrist_motion(np.random.default_rng(r_wrist), t, cam.K, cam.image_size, exit_p=cfg.exit_p,
                                     activity=fingers.activity.split(":")[0])
-        R = cam.T_cano_from_cam[:, :3, :3]
+        # the hand's path is drawn in a frame that turns with (part of) the head and shares (part of) its travel
+        R, travel = hand_anchor(cam, cfg.fps)
         rotation = R @ wrist.rotation
-        center = (R @ wrist.center[:, :, None])[:, :, 0] + cam.T_cano_from_cam[:, :3, 3]
+        center = (R @ wrist.center[:, :, None])[:, :, 0] + travel
         occluders = sample_occluders(np.random.default_rng(r_occ), t, center, cam.T_cano_from_cam,
                                      counts_p=cfg.occluder_counts_p)
         return _Plan(int(index), is_right, betas, cam, fingers.angles, rotation, center, occluders, fingers.activity,
@@ -212,7 +226,8 @@ class SyntheticWorld:
                   joints_cam: np.ndarray, occluders: Occluders, cond: dict[str, np.ndarray]) -> SyntheticSequence:
         cfg = self.config
         f32 = np.float32
-        cam = CameraSpec(plan.camera.preset, plan.camera.K, plan.camera.image_size, T, plan.camera.moving)
+        cam = CameraSpec(plan.camera.preset, plan.camera.K, plan.camera.image_size, T, plan.camera.moving,
+                         plan.camera.hand_follow, plan.camera.hand_follow_translation)
         K = cam.K.astype(f32)
         size = cam.image_size.astype(np.int64)
         n = cfg.frames
@@ -236,5 +251,5 @@ class SyntheticWorld:
         )
         return SyntheticSequence(
             seed=self.seed, index=plan.index, motion=motion, conditions=conditions, camera=cam, occluders=occluders,
-            joints_cam=joints_cam, activity=plan.activity, render_seed=plan.render_seed,
+            joints_cam=joints_cam, activity=plan.activity, render_seed=plan.render_seed, background=cfg.background,
         )

@@ -1,0 +1,61 @@
+"""Synthetic moving-camera videos with known poses for the camera benchmark (issue 14).
+
+``render_video(index, folder)`` renders sequence ``index`` of the test stream :data:`SEED` with
+realistic head motion and the 3D room background at the preset's resolution (GoPro-like
+1280x720, 90 degree field of view by default), writes it as H.264 (CRF 20) and returns the
+video path, the intrinsics of the video's pixels and the sequence (ground truth). Videos are
+cached in ``folder`` by (seed, index, preset, frames).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+#: Test stream of the camera benchmark (disjoint from training seed 0 and the demo's 1000).
+SEED = 2000
+
+
+def make_sequence(index: int, frames: int = 96, preset: str = "gopro", moving: bool = True, seed: int = SEED):
+    from unihand.data.synthetic.conditions import ConditionConfig
+    from unihand.data.synthetic.world import SynthConfig, SyntheticWorld
+
+    cfg = SynthConfig(
+        frames=frames, left_p=0.0, moving_camera_p=1.0 if moving else 0.0, exit_p=0.0, camera=preset,
+        head_motion="realistic", background="room", occluder_counts_p=(0.4, 0.4, 0.2),
+        conditions=ConditionConfig(gap_counts_p=(0.6, 0.4)),
+    )
+    return SyntheticWorld(seed=seed, config=cfg).sequence(index)
+
+
+def render_video(index: int, folder: str | os.PathLike, frames: int = 96, preset: str = "gopro",
+                 moving: bool = True, seed: int = SEED):
+    """(video path, K (3, 3) of the video's pixels, sequence, to_pixels) for sequence ``index``."""
+    from unihand.viz.overlay import H264Writer
+
+    seq = make_sequence(index, frames, preset, moving, seed)
+    w, h = (int(v) for v in seq.camera.image_size)
+    size = max(w, h)
+    lb = seq.letterbox(size)
+    ox, oy = lb.offset
+    K = lb.frame_K(seq.camera.K)
+    K[0, 2] -= ox
+    K[1, 2] -= oy
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    video = folder / f"cam_{seed}_{index}_{preset}_{frames}{'' if moving else '_static'}.mp4"
+    if not video.exists():
+        rendered = seq.render(size)[:, oy:oy + lb.active_h, ox:ox + lb.active_w]
+        tmp = video.with_suffix(".tmp.mp4")
+        writer = H264Writer(tmp, (rendered.shape[2], rendered.shape[1]), seq.motion.fps, crf=20)
+        for f in rendered:
+            writer.write(f)
+        writer.close()
+        tmp.replace(video)
+
+    def to_pixels(kp_norm: np.ndarray) -> np.ndarray:
+        return lb.normalized_to_frame(kp_norm) - np.array([ox, oy])
+
+    return video, K, seq, to_pixels

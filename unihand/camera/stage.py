@@ -1,0 +1,189 @@
+"""The camera stage of ``unihand estimate`` (``--camera``, ``--camera-scale``).
+
+``--camera`` choices:
+
+- ``auto`` (default): the camera is estimated from the background (:mod:`unihand.camera.engine`);
+  a background that does not move gives a static camera. The log says which;
+- ``static``: the identity for every frame (the camera is not looked at);
+- ``estimate``: estimated even when it barely moves;
+- a poses file (:mod:`unihand.camera.poses`): ``.npz`` with ``T_cano_from_cam``, COLMAP
+  ``images.txt`` or an Aria ``closed_loop_trajectory.csv``.
+
+``--camera-scale``: metres per unit of the poses' translations, or ``fit`` (fitted to the hands in
+the refinement: bone lengths and hand size are metric). Default: ``fit`` for estimated poses
+(monocular video gives them up to scale; one unit is the median depth of the background seen in
+the first frame) and COLMAP files, 1 for ``.npz`` and Aria files (metric). Both hands share the
+camera and its scale: the hand detected on the most frames fits the scale, the others use it.
+
+The engine's front end runs inside the detection pass (:class:`CameraTap` wraps the detector), so
+the video is decoded once and no frame is kept.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from unihand.camera.engine import BackgroundTracker, CameraEstimate, frame_ranges, solve_camera
+from unihand.errors import UserError
+
+CAMERA_CHOICES = ("auto", "static", "estimate")
+
+
+def parse_scale(scale: float | str | None) -> float | str | None:
+    """``--camera-scale``: None (the source's default), ``"fit"`` or a positive number."""
+    if scale is None or (isinstance(scale, str) and scale.strip().lower() == "fit"):
+        return None if scale is None else "fit"
+    try:
+        value = float(scale)
+    except (TypeError, ValueError):
+        raise UserError(f"--camera-scale {scale!r}: expected 'fit' or a positive number (metres per unit)") from None
+    if not (math.isfinite(value) and value > 0):
+        raise UserError(f"--camera-scale {scale!r}: expected 'fit' or a positive number (metres per unit)")
+    return value
+
+
+@dataclass
+class CameraPlan:
+    """What the camera stage will do, decided (and checked) before any frame is read."""
+
+    mode: str  # auto | static | estimate | file | given
+    scale: float | str | None  # the user's --camera-scale (None: the source's default)
+    path: Path | None = None
+    fmt: str | None = None
+    given: np.ndarray | None = None  # poses passed in (API)
+
+    @property
+    def tracks(self) -> bool:
+        """Whether the engine's front end must see the frames."""
+        return self.mode in ("auto", "estimate")
+
+
+def plan_camera(camera: str | os.PathLike | None = None, camera_scale: float | str | None = None,
+                camera_poses: np.ndarray | None = None) -> CameraPlan:
+    """Check ``--camera`` / ``--camera-scale`` (one-line UserError); a poses file is read once here
+    (format, numbers, rigidity) so a bad one fails before the video is."""
+    scale = parse_scale(camera_scale)
+    if camera_poses is not None:
+        if camera not in (None, "auto"):
+            raise UserError("give either camera poses (camera_poses=...) or --camera, not both")
+        return CameraPlan("given", scale, given=np.asarray(camera_poses))
+    camera = "auto" if camera is None else str(camera)
+    if camera in CAMERA_CHOICES:
+        if camera == "static" and scale is not None:
+            raise UserError("--camera-scale has no effect with --camera static")
+        return CameraPlan(camera, scale)
+    from unihand.camera.poses import poses_format, read_poses
+
+    path = Path(camera)
+    if not path.suffix:
+        raise UserError(f"--camera {camera!r}: choose {', '.join(CAMERA_CHOICES)} or a poses file "
+                        f"(.npz, COLMAP images.txt, Aria closed_loop_trajectory.csv)")
+    fmt = poses_format(path)
+    read_poses(path)  # checked now, counted against the frames later
+    return CameraPlan("file", scale, path=path, fmt=fmt)
+
+
+class CameraTap:
+    """A detector that also feeds each frame and its hands to a :class:`BackgroundTracker`."""
+
+    def __init__(self, detector: Any, tracker: BackgroundTracker) -> None:
+        self.detector = detector
+        self.tracker = tracker
+
+    def __call__(self, frame: np.ndarray) -> list:
+        dets = self.detector(frame)
+        self.tracker.add(frame, [d.keypoints for d in dets])
+        return dets
+
+    def __getattr__(self, name: str) -> Any:  # close(), ... of the wrapped detector
+        return getattr(self.detector, name)
+
+
+@dataclass
+class CameraResult:
+    """The camera every hand of the clip is estimated with."""
+
+    poses: np.ndarray | None  # (N, 4, 4) T_cano_from_cam for the model; None: static
+    scale: float | str  # camera_scale for the model ("fit" or metres per unit)
+    source: str  # what the summary and the log call it
+    moving: bool
+    info: dict[str, Any] = field(default_factory=dict)
+    estimate: CameraEstimate | None = None
+    seconds: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        out = {"source": self.source, "moving": self.moving, **self.info}
+        return out
+
+
+def resolve_camera(plan: CameraPlan, tracker: BackgroundTracker | None, num_frames: int, fps: float,
+                   say: Any = None) -> CameraResult:
+    """The clip's camera from the plan (and the tracked frames); logs what it found and any warning."""
+    say = say or (lambda msg: None)
+    t0 = time.perf_counter()
+    if plan.mode == "static":
+        res = CameraResult(None, 1.0, "static (--camera static)", False)
+    elif plan.mode == "given":
+        from unihand.geometry.canonical import check_camera_poses
+
+        poses = check_camera_poses(plan.given, num_frames)
+        res = CameraResult(poses, 1.0 if plan.scale is None else plan.scale, "given camera poses", True)
+    elif plan.mode == "file":
+        from unihand.camera.poses import DEFAULT_SCALE, read_poses
+
+        poses, fmt = read_poses(plan.path, num_frames, fps)
+        name = {"npz": "T_cano_from_cam", "colmap": "COLMAP images.txt", "aria": "Aria closed-loop trajectory"}[fmt]
+        scale = DEFAULT_SCALE[fmt] if plan.scale is None else plan.scale
+        res = CameraResult(poses, scale, f"poses file {plan.path.name} ({name})", True,
+                           {"file": str(plan.path), "format": fmt})
+    else:
+        assert tracker is not None
+        est = solve_camera(tracker, "estimate" if plan.mode == "estimate" else "auto")
+        for w in est.warnings:
+            say(w)
+        info: dict[str, Any] = {"method": est.method, "mode": plan.mode, "engine": _engine_name(est),
+                                "rotation_max_deg": round(float(est.rotation_deg().max()), 3),
+                                "stats": est.stats}
+        if est.low_texture_frames.size:
+            info["low_texture_frames"] = frame_ranges(est.low_texture_frames)
+        if est.held_from is not None:
+            info["held_from_frame"] = est.held_from
+        if not est.moving:
+            why = ("too few background features" if est.method.startswith("static (")
+                   else f"the background does not move: {est.stats.get('background_motion_px', 0):.2f} px")
+            res = CameraResult(None, 1.0, f"static ({why})", False, info, est)
+        else:
+            scale = "fit" if plan.scale is None else plan.scale
+            info["unit"] = est.unit
+            res = CameraResult(est.T_cano_from_cam, scale, f"{est.method} from the video ({info['engine']})", True,
+                               info, est)
+    res.seconds = time.perf_counter() - t0 + (tracker.seconds if tracker is not None else 0.0)
+    if res.moving:
+        rot = res.poses[:, :3, :3]
+        ang = np.degrees(np.arccos(np.clip((np.trace(rot, axis1=1, axis2=2) - 1) / 2, -1.0, 1.0)))
+        scale_text = ("scale fitted to the hands" if res.scale == "fit" else f"{res.scale:g} m per unit")
+        say(f"camera: moving, {res.source}; rotation up to {ang.max():.1f} deg from the first frame, {scale_text}")
+    else:
+        say(f"camera: {res.source}")
+    return res
+
+
+def _engine_name(est: CameraEstimate) -> str:
+    ba = est.stats.get("bundle_adjustment")
+    if est.method == "estimated":
+        return "OpenCV tracking and PnP, " + ("pycolmap bundle adjustment" if ba == "pycolmap" else "no bundle adjustment")
+    return "OpenCV tracking"
+
+
+def metric_scale(unit_poses: np.ndarray, metric_poses: np.ndarray) -> float | None:
+    """The scale the refinement gave unit-scale poses: |metric translations| / |unit translations|."""
+    a = np.linalg.norm(np.asarray(unit_poses, np.float64)[:, :3, 3], axis=1).sum()
+    b = np.linalg.norm(np.asarray(metric_poses, np.float64)[:, :3, 3], axis=1).sum()
+    return float(b / a) if a > 1e-9 else None
