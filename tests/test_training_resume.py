@@ -41,9 +41,9 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def _train(out: Path, kill_at: int = 0) -> subprocess.CompletedProcess:
+def _train(out: Path, kill_at: int = 0, extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     env = {**os.environ, "KILL_AT": str(kill_at)}
-    return subprocess.run([sys.executable, "-c", RUNNER, "train", "vae", "--out", str(out), *ARGS],
+    return subprocess.run([sys.executable, "-c", RUNNER, "train", "vae", "--out", str(out), *ARGS, *extra],
                           env=env, capture_output=True, text=True, timeout=600)
 
 
@@ -73,3 +73,25 @@ def test_temp_files_of_live_processes_are_kept(tmp_path: Path) -> None:
 
     mine = Path(temp_path(tmp_path / "x.ckpt"))
     assert clean_stale_temps(tmp_path) == [] and mine.exists()
+
+
+def test_moving_average_resumes_and_is_exported(tmp_path: Path) -> None:
+    """``train.ema``: the average survives a kill (the resumed run exports the uninterrupted run's
+    averaged weights), and the export holds the average, not the last step's weights."""
+    from safetensors.torch import load_file
+
+    ema = ("--set", "train.ema=0.5")
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    assert _train(whole, extra=ema).returncode == 0
+    assert _train(killed, kill_at=4, extra=ema).returncode == -signal.SIGKILL
+    resumed = _train(killed, extra=ema)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    a, b = (load_file(run / "export" / "model.safetensors") for run in (whole, killed))
+    for name, w in a.items():
+        torch.testing.assert_close(b[name], w, rtol=1e-5, atol=1e-6, msg=name)
+    tree = load_tree(whole / "checkpoints" / "last.ckpt")  # the average, and the raw weights beside it
+    raw = {k.removeprefix("model."): v for k, v in tree["current_model_state"].items()}
+    avg = {k.removeprefix("model."): v for k, v in tree["state_dict"].items()}
+    vae = [k for k in a if k.startswith("vae.") and k in raw]
+    assert vae and all(torch.equal(avg[k], a[k]) for k in vae)  # the export is the average ...
+    assert any(not torch.allclose(raw[k], a[k]) for k in vae)  # ... not the last step's weights

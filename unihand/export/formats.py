@@ -150,7 +150,8 @@ def write_png(motion: Any, path: Path, **ctx: Any) -> Path:
 
     joints = motion_joints(motion, path, ctx)
     title = ctx.get("title") or Path(_source(path, ctx)).name
-    return trajectory.plot_trajectory(path, joints, float(motion.fps), ctx.get("infilled"), title=title)
+    return trajectory.plot_trajectory(path, joints, float(motion.fps), ctx.get("infilled"), title=title,
+                                      camera_poses=camera_poses(motion, path, ctx))
 
 
 def write_obj(motion: Any, path: Path, **ctx: Any) -> Path:

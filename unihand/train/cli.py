@@ -77,7 +77,7 @@ def build_model(stage: str, cfg: dict[str, Any]) -> Any:
 def run(stage: str, cfg: dict[str, Any], out: Path) -> Path:
     """Train one stage; returns the exported checkpoint directory."""
     import lightning as L
-    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
+    from lightning.pytorch.callbacks import EMAWeightAveraging, LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
     from torch.utils.data import DataLoader
 
@@ -133,6 +133,8 @@ def run(stage: str, cfg: dict[str, Any], out: Path) -> Path:
             LearningRateMonitor(logging_interval="step"),
             TQDMProgressBar(refresh_rate=10),
             StreamPosition(train_sampler, int(tc["batch_size"])),
+            # the moving average is what validation sees and what is exported
+            *([EMAWeightAveraging(decay=float(tc["ema"]))] if tc["ema"] else []),
         ],
         logger=[CSVLogger(out, name="logs"), TensorBoardLogger(out, name="tb")],
         plugins=plugins, default_root_dir=out, enable_model_summary=False, use_distributed_sampler=False,

@@ -73,6 +73,7 @@ class TrainConfig:
     vision_lr_mult: float = 1.0
     perceptron_aux: float = 0.0
     frames_per_window: int = 4  # backbone stage: frames drawn per window
+    ema: float = 0.0  # decay of an exponential moving average of the weights, exported (0: off)
 
     def check(self, where: str) -> None:
         from unihand.train.masking import DEFAULT_KEEP
@@ -90,6 +91,8 @@ class TrainConfig:
         for key in ("weight_decay", "vision_lr_mult", "perceptron_aux"):
             if getattr(self, key) < 0:
                 raise UserError(f"{where}.{key}: expected a number >= 0, got {getattr(self, key)!r}")
+        if not 0 <= self.ema < 1:
+            raise UserError(f"{where}.ema: expected a decay in [0, 1) (0: no moving average), got {self.ema!r}")
         if isinstance(self.devices, int) and (isinstance(self.devices, bool) or self.devices < 1):
             raise UserError(f"{where}.devices: expected an integer >= 1, 'auto' or a list of device ids, got {self.devices!r}")
         if self.keep is not None:

@@ -2,8 +2,10 @@
 
 Left: the wrist path in 3D (camera frame of the first frame, shown with "up" up: x right,
 z away from the camera, -y up), coloured by time, with the index fingertip path faint, the
-hand skeleton drawn at a few instants and the camera at the origin. Right: wrist x, y, z
-against time, with the frames that were infilled (no detection) shaded.
+hand skeleton drawn at a few instants and the camera at the origin; for a moving camera
+(``camera_poses`` T_cano_from_cam (N, 4, 4)) the camera's path and its viewing direction at a few
+instants. Right: wrist x, y, z against time, with the frames that were infilled (no detection)
+shaded.
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ def _spans(mask: np.ndarray) -> list[tuple[int, int]]:
 
 def plot_trajectory(
     path: str | os.PathLike, joints: np.ndarray, fps: float = 30.0, infilled: np.ndarray | None = None,
-    title: str = "", snapshots: int = 4, dpi: int = 110,
+    title: str = "", snapshots: int = 4, dpi: int = 110, camera_poses: np.ndarray | None = None,
 ) -> Path:
-    """Write the trajectory figure of ``joints`` (N, 21, 3) metres (camera frame) to ``path``."""
+    """Write the trajectory figure of ``joints`` (N, 21, 3) metres (canonical frame) to ``path``;
+    ``camera_poses`` (N, 4, 4) T_cano_from_cam adds the camera's path."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -60,7 +63,6 @@ def plot_trajectory(
     ax.plot(tx, ty, tz, color="0.6", lw=0.8, alpha=0.7, label="index tip")
     if infilled.any():
         ax.scatter(x[infilled], y[infilled], z[infilled], s=8, c="red", depthshade=False, label="infilled frames")
-    from mpl_toolkits.mplot3d.art3d import Line3DCollection
 
     bones = []
     for k in np.unique(np.linspace(0, n - 1, min(snapshots, n)).round().astype(int)):
@@ -69,9 +71,21 @@ def plot_trajectory(
     ax.add_collection3d(Line3DCollection(bones, colors="k", linewidths=0.8, alpha=0.6))
     ax.scatter([x[0]], [y[0]], [z[0]], s=30, c="green", label="start")
     allp = np.stack(view(joints.reshape(-1, 3)), -1)
+    moving = camera_poses is not None and np.abs(np.asarray(camera_poses)[:, :3, :] - np.eye(4)[:3]).max() > 1e-6
+    if moving:
+        poses = np.asarray(camera_poses, np.float64)
+        centre = np.stack(view(poses[:, :3, 3]), -1)
+        ax.plot(*centre.T, color="C3", lw=1.5, label="camera path")
+        # viewing direction (the camera's +z) at a few instants, 5 cm long
+        look = []
+        for k in np.unique(np.linspace(0, n - 1, min(2 * snapshots, n)).round().astype(int)):
+            tip_ = np.stack(view(poses[k, :3, 3] + 0.05 * poses[k, :3, 2]), -1)
+            look.append((centre[k], tip_))
+        ax.add_collection3d(Line3DCollection(look, colors="C3", linewidths=1.2))
+        allp = np.concatenate([allp, centre])
     lo, hi = allp.min(0), allp.max(0)
     c, r = (lo + hi) / 2, max((hi - lo).max() / 2 * 1.1, 0.05)
-    if np.all(np.abs(c) <= r):  # the camera (origin) only when it falls inside the plotted box
+    if np.all(np.abs(c) <= r):  # the first camera (origin) only when it falls inside the plotted box
         ax.scatter([0], [0], [0], marker="^", s=60, c="k", label="camera (frame 1)")
     ax.set_xlim(c[0] - r, c[0] + r)
     ax.set_ylim(c[1] - r, c[1] + r)
@@ -81,7 +95,8 @@ def plot_trajectory(
     ax.set_zlabel("up -y (m)")
     ax.view_init(elev=18, azim=-70)
     ax.legend(loc="upper left", fontsize=7)
-    ax.set_title("wrist path in the camera frame of frame 1", fontsize=9)
+    ax.set_title("wrist path in the world (camera frame of frame 1)" if moving
+                 else "wrist path in the camera frame of frame 1", fontsize=9)
 
     names = ("x", "y", "z")
     for k in range(3):
