@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import socket
 from pathlib import Path
@@ -13,18 +12,9 @@ import torch
 from torch.nn import functional as F
 
 from unihand.errors import UserError
-from unihand.models.backbones import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    SmallBackbone,
-    add_backbone_arguments,
-    backbone_from_args,
-    build_backbone,
-    frames_to_tensor,
-    letterbox,
-    load_dinov2,
-    valid_tokens,
-)
+from unihand.models.backbones import SmallBackbone, build_backbone
+from unihand.models.dinov2 import load_dinov2
+from unihand.models.image import IMAGENET_MEAN, IMAGENET_STD, frames_to_tensor, letterbox_pixels, valid_tokens
 
 TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, mlp_ratio=2, patch_size=14, image_size=56)
 
@@ -64,7 +54,7 @@ def test_tiny_dinov2_offline_frozen_tokens(tiny_dinov2: Path, offline: None) -> 
     assert dense.valid.all()
     # patch tokens only (CLS dropped), laid out row-major as (y, x)
     with torch.no_grad():
-        hidden = backbone.model(pixel_values=letterbox(frames.detach(), 56)).last_hidden_state
+        hidden = backbone.model(pixel_values=letterbox_pixels(frames.detach(), 56)).last_hidden_state
     torch.testing.assert_close(dense.tokens, hidden[:, 1:].reshape(3, 4, 4, 32))
 
 
@@ -75,14 +65,14 @@ def test_dinov2_with_registers_drops_register_tokens(tmp_path: Path, offline: No
     backbone = load_dinov2(tmp_path, input_size=56)
     frames = torch.rand(2, 3, 56, 56)
     with torch.no_grad():
-        hidden = backbone.model(pixel_values=letterbox(frames, 56)).last_hidden_state
+        hidden = backbone.model(pixel_values=letterbox_pixels(frames, 56)).last_hidden_state
     assert hidden.shape[1] == 1 + 4 + 16
     torch.testing.assert_close(backbone.encode(frames).tokens, hidden[:, 5:].reshape(2, 4, 4, 32))
 
 
 def test_letterbox_keeps_aspect_ratio_and_pads_bottom_right() -> None:
     frame = torch.rand(1, 3, 30, 60)  # wide: resized to 28 x 56, 28 rows of padding below
-    pixels = letterbox(frame, 56)
+    pixels = letterbox_pixels(frame, 56)
     assert pixels.shape == (1, 3, 56, 56)
     assert (pixels[..., 28:, :] == 0).all()
     mean = torch.tensor(IMAGENET_MEAN)[:, None, None]
@@ -200,12 +190,8 @@ def test_small_backbone_tokens_trainable_and_untrained() -> None:
     assert untrained.encode(frames).tokens.grad_fn is None
 
 
-def test_backbone_arguments_and_bad_settings(tiny_dinov2: Path, offline: None) -> None:
-    parser = argparse.ArgumentParser()
-    add_backbone_arguments(parser)
-    argv = ["--backbone", "dinov2", "--backbone-path", str(tiny_dinov2), "--backbone-input-size", "28"]
-    args = parser.parse_args(argv)
-    backbone = backbone_from_args(args)
+def test_backbone_settings_and_bad_settings(tiny_dinov2: Path, offline: None) -> None:
+    backbone = build_backbone("dinov2", path=tiny_dinov2, input_size=28)
     assert backbone.grid == 2 and backbone.frozen
     with pytest.raises(UserError, match="not a multiple of its patch size"):
         build_backbone("small", input_size=100)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from unihand.data.io import MANO_SLICES
+from unihand.hand.joints import MANO_SLICES
 from unihand.geometry import mirror
 from unihand.geometry.camera import intrinsics_from_fov, project
 

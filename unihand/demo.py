@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from unihand.files import atomic_write, current_umask, strict_json
+
 #: Default sequence: evaluation stream, moving camera, occluders and gaps (see ``--index``).
 DEMO_SEED = 1000
 DEMO_INDEX = 12
@@ -137,7 +139,7 @@ def run_demo(
     """Render, estimate, evaluate; returns the metrics dict (also written to ``demo_metrics.json``)."""
     from unihand.errors import UserError
     from unihand.eval.metrics import evaluate_motion
-    from unihand.video.estimate import _umask, check_output_dir, estimate_video, load_model
+    from unihand.video.estimate import check_output_dir, estimate_video, load_model
     from unihand.viz.overlay import H264Writer
 
     if frames < 8:
@@ -159,7 +161,7 @@ def run_demo(
         for f in rendered:
             writer.write(f)
         writer.close()
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, 0o666 & ~current_umask())
         tmp.replace(video)
     finally:
         tmp.unlink(missing_ok=True)
@@ -215,12 +217,10 @@ def run_demo(
                       **{k: round(v, 3) for k, v in res.timings.items()}, "total": round(total, 3)},
         "outputs": {k: str(v) for k, v in hand.files.items()} | {"input": str(video)},
     }
-    from unihand.data.io import atomic_write
-    from unihand.files import strict_json
 
     path = atomic_write(outdir / "demo_metrics.json",
                         lambda p: Path(p).write_text(strict_json(report, indent=2, default=_json)), suffix=".json")
-    os.chmod(path, 0o666 & ~_umask())
+    os.chmod(path, 0o666 & ~current_umask())
     return report
 
 

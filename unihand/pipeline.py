@@ -25,9 +25,11 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from unihand.config import ModelConfig, from_dict, to_dict
-from unihand.data.io import Conditions, Motion, atomic_write
+from unihand.data.io import Conditions, Motion
+from unihand.files import atomic_write
 from unihand.diffusion.sampling import SCHEDULERS, guided_sample, sample_scheduler
 from unihand.errors import UserError
+from unihand.geometry.camera import DEFAULT_FOV_DEG, default_intrinsics
 from unihand.geometry.canonical import check_camera_poses
 from unihand.geometry.mirror import (
     mirror_camera_poses,
@@ -53,8 +55,6 @@ log = logging.getLogger("unihand")
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 FORMAT_VERSION = 1
-#: Field of view assumed when a conditions file gives no intrinsics (horizontal, degrees).
-DEFAULT_FOV_DEG = 60.0
 DEFAULT_IMAGE_SIZE = (640, 480)
 
 
@@ -403,7 +403,7 @@ class UniHand(nn.Module):
         if not self.cfg.vision.enabled:
             raise UserError("this checkpoint was trained without the vision condition; drop the frames "
                             "or use a vision-enabled checkpoint")
-        from unihand.models.backbones import frames_to_tensor
+        from unihand.models.image import frames_to_tensor
 
         rgb = frames_to_tensor(frames)  # (N, 3, H, W), validated: one size, RGB
         if rgb.shape[0] != total:
@@ -516,10 +516,8 @@ def condition_arrays(cond: Conditions, total: int) -> dict[str, np.ndarray]:
     if "kp2d" in out:
         size = np.asarray(cond.image_size if cond.image_size is not None else DEFAULT_IMAGE_SIZE, dtype=np.float32)
         if cond.K is None:
-            from unihand.geometry.camera import intrinsics_from_fov
-
-            log.warning("no intrinsics given: assuming a %.0f° horizontal field of view", DEFAULT_FOV_DEG)
-            K = intrinsics_from_fov(DEFAULT_FOV_DEG, int(size[0]), int(size[1]))
+            log.warning("no intrinsics given: assuming a %.0f° field of view across the longer side", DEFAULT_FOV_DEG)
+            K = default_intrinsics(int(size[0]), int(size[1]))
         else:
             K = cond.K
         out["K"], out["image_size"] = np.asarray(K, np.float32), size

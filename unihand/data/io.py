@@ -15,16 +15,8 @@ from typing import Any
 import numpy as np
 
 from unihand.errors import UserError
-from unihand.files import atomic_write  # noqa: F401  (re-exported: the file helpers' old home)
-
-#: Width of the flattened MANO vector: global_orient 3 | hand_pose 45 | betas 10 | transl 3.
-MANO_DIM = 61
-MANO_SLICES = {
-    "global_orient": slice(0, 3),
-    "hand_pose": slice(3, 48),
-    "betas": slice(48, 58),
-    "transl": slice(58, 61),
-}
+from unihand.files import atomic_write
+from unihand.hand.joints import MANO_DIM, MANO_SLICES
 
 
 def save_npz(path: str | os.PathLike, arrays: dict[str, Any]) -> Path:

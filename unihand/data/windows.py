@@ -52,7 +52,7 @@ import torch
 from torch.utils.data import Dataset
 
 from unihand.data.io import Conditions, Motion, load_npz
-from unihand.data.synthetic.render import letterbox
+from unihand.geometry.letterbox import letterbox
 from unihand.data.synthetic.world import TRAIN_SEED, SynthConfig, SyntheticSequence, SyntheticWorld
 from unihand.errors import UserError
 from unihand.geometry.mirror import (

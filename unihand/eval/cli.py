@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from unihand.data.io import MANO_SLICES, check_array, load_npz
+from unihand.data.io import check_array, load_npz
+from unihand.hand.joints import MANO_SLICES
 from unihand.errors import UserError
 from unihand.eval.metrics import evaluate_motion
 

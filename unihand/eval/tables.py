@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from unihand.data.io import atomic_write
+from unihand.files import atomic_write
 from unihand.files import strict_json
 
 #: Metric name -> (column header, decimals, higher is better).

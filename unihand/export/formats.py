@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from unihand.data.io import atomic_write
+from unihand.files import atomic_write
 from unihand.errors import UserError
 from unihand.export.checks import require_finite
 from unihand.export.mesh import MeshSequence, hand_model, motion_mesh, viewer_mesh

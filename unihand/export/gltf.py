@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from unihand.data.io import atomic_write
+from unihand.files import atomic_write
 
 #: OpenCV camera frame -> glTF's Y-up frame.
 CV_TO_YUP = np.diag([1.0, -1.0, -1.0])

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from unihand.files import current_umask
+
 
 def obj_text(vertices: np.ndarray, faces: np.ndarray, header: str = "") -> str:
     """OBJ text of one frame: ``vertices`` (V, 3), ``faces`` (F, 3) 0-based."""
@@ -42,8 +44,7 @@ def write_obj_folder(path: str | os.PathLike, vertices: np.ndarray, faces: np.nd
     try:
         for k in range(v.shape[0]):
             (tmp / f"frame_{k:05d}.obj").write_text(obj_text(v[k], f, f"{header}\nframe {k}".strip()))
-        umask = os.umask(0)
-        os.umask(umask)
+        umask = current_umask()
         os.chmod(tmp, 0o777 & ~umask)
         for p in tmp.iterdir():
             os.chmod(p, 0o666 & ~umask)

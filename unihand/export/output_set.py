@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from unihand.errors import UserError
+from unihand.files import current_umask
 
 STAGING_PREFIX = ".unihand-staging-"
 JOURNAL = "journal.json"
@@ -47,12 +48,6 @@ try:  # POSIX: a live run holds an flock on its staging folder's lock file
     import fcntl
 except ImportError:  # pragma: no cover - Windows: every staging folder found counts as stale
     fcntl = None  # type: ignore[assignment]
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _fsync_dir(path: Path) -> None:
@@ -212,7 +207,7 @@ class OutputSet:
         staging, outdir = self.staging, self.outdir
         new_dir, old_dir = staging / "new", staging / "old"
         new = sorted(p.name for p in new_dir.iterdir() if not p.name.startswith("."))
-        mode, dmode = 0o666 & ~_umask(), 0o777 & ~_umask()
+        mode, dmode = 0o666 & ~current_umask(), 0o777 & ~current_umask()
         for name in new:
             p = new_dir / name
             if p.is_dir():

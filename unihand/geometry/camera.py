@@ -82,6 +82,17 @@ def intrinsics_from_fov(fov_deg: float, width: int, height: int) -> np.ndarray:
     return np.array([[f, 0.0, (width - 1) / 2.0], [0.0, f, (height - 1) / 2.0], [0.0, 0.0, 1.0]])
 
 
+#: Field of view (degrees) assumed across the image's longer side when no intrinsics are given: the
+#: middle of common webcams and phone main cameras.
+DEFAULT_FOV_DEG = 60.0
+
+
+def default_intrinsics(width: int, height: int) -> np.ndarray:
+    """``K`` (3, 3) with :data:`DEFAULT_FOV_DEG` across the longer side (horizontal for landscape images)."""
+    f = (max(width, height) / 2) / math.tan(math.radians(DEFAULT_FOV_DEG) / 2)
+    return intrinsics_from_fov(math.degrees(2 * math.atan(width / (2 * f))), width, height)
+
+
 def check_intrinsics(K: np.ndarray | torch.Tensor, where: str | os.PathLike = "K") -> np.ndarray:
     """Validate a pinhole ``K`` (3, 3): finite, last row ``[0, 0, 1]``, ``fx, fy > 0``; float64 copy.
 

@@ -27,7 +27,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from unihand.data.io import MANO_DIM, MANO_SLICES
+from unihand.hand.joints import MANO_DIM, MANO_SLICES
 from unihand.geometry.rotations import Array
 
 #: Grid that the normalised flip's offset ``(W - 1) / W`` is rounded to (about 1e-12 px off the

@@ -5,6 +5,15 @@ from __future__ import annotations
 NUM_JOINTS = 21
 NUM_MANO_JOINTS = 16
 
+#: Width of the flattened MANO vector: global_orient 3 | hand_pose 45 | betas 10 | transl 3.
+MANO_DIM = 61
+MANO_SLICES = {
+    "global_orient": slice(0, 3),
+    "hand_pose": slice(3, 48),
+    "betas": slice(48, 58),
+    "transl": slice(58, 61),
+}
+
 #: MANO's internal 16-joint order: wrist, index1-3, middle1-3, little1-3, ring1-3, thumb1-3.
 MANO_JOINT_NAMES = (
     "wrist",

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from unihand.data.io import MANO_SLICES
+from unihand.hand.joints import MANO_SLICES
 from unihand.hand.kinematic import KinematicHand
 from unihand.hand.mano import ManoHand
 

@@ -19,8 +19,9 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from unihand.data.io import atomic_write
-from unihand.models.backbones import DenseTokens, Frames, VisionBackbone, frames_to_tensor
+from unihand.files import atomic_write
+from unihand.models.backbones import DenseTokens, VisionBackbone
+from unihand.models.image import Frames, frames_to_tensor
 
 FORMAT = "unihand-dense-tokens-1"
 

@@ -25,11 +25,12 @@ from safetensors.torch import save_file
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from unihand.data.io import atomic_write
+from unihand.files import atomic_write
 from unihand.data.synthetic.world import SynthConfig, SyntheticSequence, SyntheticWorld
 from unihand.errors import UserError
 from unihand.geometry.canonical import rigid_inverse, transform_points
-from unihand.models.backbones import SmallBackbone, letterbox
+from unihand.models.backbones import SmallBackbone
+from unihand.models.image import letterbox_pixels
 
 BACKBONE_FILE = "backbone.safetensors"
 #: Units of the regression targets: 2D in frame sides, 3D offsets in decimetres, log depth.
@@ -132,7 +133,7 @@ class BackbonePretrainer(nn.Module):
 
     def forward(self, frames: Tensor) -> Tensor:
         """uint8 (M, 3, S, S) letterboxed frames -> probe outputs (M, POSE_DIMS)."""
-        pixels = letterbox(frames, self.backbone.input_size)
+        pixels = letterbox_pixels(frames, self.backbone.input_size)
         return self.probe(self.backbone(pixels))
 
 

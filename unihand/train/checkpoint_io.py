@@ -17,7 +17,7 @@ import torch
 from lightning.fabric.plugins import CheckpointIO
 from safetensors.torch import load_file, save_file
 
-from unihand.data.io import atomic_write
+from unihand.files import atomic_write
 from unihand.errors import UserError
 
 _TENSOR = "__tensor__"

@@ -25,7 +25,7 @@ from safetensors.torch import save_file
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from unihand.data.io import atomic_write
+from unihand.files import atomic_write
 from unihand.data.windows import SyntheticWindows
 from unihand.errors import UserError
 from unihand.models.backbones import VisionBackbone

@@ -60,12 +60,11 @@ import numpy as np
 from unihand.data.io import Conditions, Motion
 from unihand.errors import UserError
 from unihand.export.output_set import recover as recover_outputs
+from unihand.geometry.camera import DEFAULT_FOV_DEG, default_intrinsics, intrinsics_from_fov
 from unihand.video.decode import VideoInfo, VideoSource, open_video
 from unihand.video.detect import Detection
 from unihand.video.track import HandTrack, track_hands
 
-#: Field of view (degrees) across the longer image side assumed when intrinsics are unknown.
-DEFAULT_FOV_DEG = 60.0
 #: Horizontal fields of view (degrees) accepted as plausible for a real camera.
 FOV_RANGE = (5.0, 160.0)
 #: Joints whose confidence is below this are masked (not used as conditions).
@@ -94,7 +93,6 @@ def resolve_intrinsics(
     fov: float | None = None,
 ) -> tuple[np.ndarray, str]:
     """``K`` (3, 3) float64 and a description of where it came from; absurd values raise UserError."""
-    from unihand.geometry.camera import intrinsics_from_fov
 
     if intrinsics is not None and fov is not None:
         raise UserError("give either --intrinsics or --fov, not both")
@@ -129,10 +127,7 @@ def resolve_intrinsics(
             raise UserError(f"--fov {fov:g}: expected a horizontal field of view between "
                             f"{FOV_RANGE[0]:g} and {FOV_RANGE[1]:g} degrees")
         return intrinsics_from_fov(fov, width, height), f"--fov {fov:g} (horizontal)"
-    # default: DEFAULT_FOV_DEG across the longer side
-    f = (max(width, height) / 2) / math.tan(math.radians(DEFAULT_FOV_DEG) / 2)
-    hfov = math.degrees(2 * math.atan(width / (2 * f)))
-    return intrinsics_from_fov(hfov, width, height), f"default: {DEFAULT_FOV_DEG:g} degrees across the longer side"
+    return default_intrinsics(width, height), f"default: {DEFAULT_FOV_DEG:g} degrees across the longer side"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -571,9 +566,3 @@ def _write_outputs(
 def _owned_names() -> set[str]:
     """Every output name ``estimate`` may write into a folder (both hands): the set it replaces."""
     return {v.format(hand=side) for v in OUTPUT_NAMES.values() for side in HAND_CHOICES["both"]}
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from unihand.data.io import atomic_write
+from unihand.files import atomic_write
 from unihand.hand.joints import MANO_TO_OPENPOSE, OPENPOSE_JOINT_NAMES, OPENPOSE_PARENTS
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from unihand.data.io import atomic_write
+from unihand.files import atomic_write
 from unihand.hand.joints import OPENPOSE_PARENTS
 
 OBSERVED_COLOR = (40, 230, 60)

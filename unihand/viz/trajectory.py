@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from unihand.data.io import atomic_write
+from unihand.files import atomic_write
 from unihand.hand.joints import OPENPOSE_PARENTS
 
 

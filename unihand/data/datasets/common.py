@@ -21,8 +21,9 @@ import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, Dataset, WeightedRandomSampler
 
-from unihand.data.io import MANO_SLICES, load_npz, save_npz
-from unihand.data.synthetic.render import Letterbox, letterbox
+from unihand.data.io import load_npz, save_npz
+from unihand.hand.joints import MANO_SLICES
+from unihand.geometry.letterbox import Letterbox, letterbox
 from unihand.errors import UserError
 from unihand.geometry.camera import normalize_keypoints
 from unihand.geometry.canonical import canonical_from_camera, canonical_from_world, transform_mano, transform_points

@@ -37,7 +37,7 @@ from unihand.data.datasets.common import (
     require_dir,
     visible_in_image,
 )
-from unihand.data.io import atomic_write
+from unihand.files import atomic_write
 from unihand.errors import UserError
 from unihand.geometry.camera import project
 from unihand.geometry.canonical import make_transform, transform_mano

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from unihand.data.io import atomic_write, save_npz
+from unihand.data.io import save_npz
+from unihand.files import atomic_write
 from unihand.data.synthetic.camera import CAMERA_PRESETS
 from unihand.data.synthetic.motion import ACTIVITIES
 from unihand.data.synthetic.world import TRAIN_SEED, SynthConfig, SyntheticSequence, SyntheticWorld

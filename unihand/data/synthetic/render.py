@@ -9,7 +9,8 @@ over a cluttered background.
 
 Frame geometry: frames are square ``size x size`` RGB images of the *full* camera image,
 letterboxed: the camera image is scaled so its longer side fills the frame and is centred, the
-rest is black. :class:`Letterbox` maps camera pixels to frame pixels and gives the frame's ``K``.
+rest is black (:mod:`unihand.geometry.letterbox`, ``center`` mode). :class:`Letterbox` maps camera
+pixels to frame pixels and gives the frame's ``K``.
 Backgrounds (:data:`BACKGROUNDS`): ``far``, a canvas at infinity, which a moving camera sees
 through the rotation homography ``K R K^-1`` (its translation shows no parallax); or ``room``
 (:class:`Room`), a textured box around the camera (walls, floor, ceiling) with a table under the
@@ -26,6 +27,7 @@ import numpy as np
 
 from unihand.data.synthetic.scene import BONE_RADIUS, BONES, PALM, Occluders, occluder_polygons, project_occluders
 from unihand.geometry.canonical import rigid_inverse
+from unihand.geometry.letterbox import Letterbox, letterbox
 
 #: Skin tones (RGB) from light to dark, jittered per sequence.
 SKIN_TONES = np.array(
@@ -40,55 +42,6 @@ _SHIFT = 4  # sub-pixel bits for cv2 drawing
 _ONE = 1 << _SHIFT
 #: Kinds of background (see the module doc).
 BACKGROUNDS = ("far", "room")
-
-
-@dataclass(frozen=True)
-class Letterbox:
-    """Placement of a (W, H) camera image in a square ``size`` frame (symmetric black bars)."""
-
-    size: int
-    width: int  # camera image size
-    height: int
-    active_w: int  # size of the scaled camera image inside the frame
-    active_h: int
-
-    @property
-    def offset(self) -> tuple[int, int]:
-        return (self.size - self.active_w) // 2, (self.size - self.active_h) // 2
-
-    @property
-    def scale(self) -> tuple[float, float]:
-        return self.active_w / self.width, self.active_h / self.height
-
-    def to_frame(self, pixels: np.ndarray) -> np.ndarray:
-        """Camera pixels (..., 2) -> frame pixels (integer pixel centres on both sides)."""
-        s = np.array(self.scale)
-        return (pixels + 0.5) * s - 0.5 + np.array(self.offset)
-
-    def normalized_to_frame(self, kp: np.ndarray) -> np.ndarray:
-        """Keypoints normalised by the camera's (W, H) -> frame pixels."""
-        return self.to_frame(kp * np.array([self.width, self.height]))
-
-    def frame_K(self, K: np.ndarray) -> np.ndarray:
-        """Intrinsics of the frame: projecting with it gives frame pixels directly."""
-        sx, sy = self.scale
-        ox, oy = self.offset
-        Kf = np.array(K, dtype=np.float64).copy()
-        Kf[0] = Kf[0] * sx
-        Kf[1] = Kf[1] * sy
-        Kf[0, 2] = sx * (K[0, 2] + 0.5) - 0.5 + ox
-        Kf[1, 2] = sy * (K[1, 2] + 0.5) - 0.5 + oy
-        return Kf
-
-
-def letterbox(image_size: tuple[int, int] | np.ndarray, size: int) -> Letterbox:
-    """Letterbox of a (W, H) camera image in a square frame; the bars have equal widths, so a
-    horizontally flipped frame is the letterbox of the mirrored camera image."""
-    w, h = int(image_size[0]), int(image_size[1])
-    s = size / max(w, h)
-    aw = size - 2 * int(round((size - w * s) / 2))
-    ah = size - 2 * int(round((size - h * s) / 2))
-    return Letterbox(size, w, h, aw, ah)
 
 
 @dataclass
