@@ -1,4 +1,5 @@
-"""Synthetic world: determinism, anatomy, smoothness, cameras, conditions, occlusion, rendering."""
+"""Synthetic world: determinism, anatomy, smoothness, cameras, conditions, occlusion, rendering,
+realistic motion (DIP-PIP coupling, synergies, reach-to-grasp timing, speeds)."""
 
 from __future__ import annotations
 
@@ -11,14 +12,18 @@ from unihand.data.synthetic import SynthConfig, SyntheticWorld
 from unihand.data.synthetic._rot import (
     angles_to_hand_pose_fast, matrix_to_rotvec, matrix_to_rotvec_continuous, rotvec_to_matrix,
 )
-from unihand.data.synthetic.motion import POSES, SAFE_LIMITS
-from unihand.data.synthetic.render import RenderStyle, draw_hand, letterbox
+from unihand.data.synthetic.motion import (
+    ACTIVITIES, DIP, DIP_NOISE, DIP_PIP_RATIO, PIP, POSES, SAFE_LIMITS, SPEED_RANGE, TREMOR, aperture, reach_size,
+    sample_finger_motion, sample_wrist_motion,
+)
+from unihand.data.synthetic.render import RenderStyle, draw_hand
+from unihand.geometry.letterbox import letterbox
 from unihand.data.synthetic.scene import occluder_polygons, project_occluders
-from unihand.data.synthetic.smooth import keyframe_track, minimum_jerk
+from unihand.data.synthetic.smooth import keyframe_track, minimum_jerk, skewed_minimum_jerk, skewed_minimum_jerk_peak
 from unihand.geometry.canonical import rigid_inverse
 from unihand.geometry.mirror import mirror_mano_vector, mirror_points
 from unihand.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
-from unihand.hand import angles_to_hand_pose, fk_numpy, limit_violation, load_hand_model
+from unihand.hand import angles_to_hand_pose, fk_numpy, hand_pose_to_angles, limit_violation, load_hand_model
 from unihand.hand.anatomy import JOINT_LIMITS
 
 COUNT = 24
@@ -314,3 +319,154 @@ def test_minimum_jerk_keyframes_are_c2() -> None:
     acc = np.diff(track, 2) / (t[1] - t[0]) ** 2
     # no jumps in acceleration: steps stay at jerk * dt, a tiny fraction of the peak acceleration
     assert np.abs(np.diff(acc)).max() < 0.05 * np.abs(acc).max()
+
+
+# --- realistic motion (issue 12): coupling, synergies, reach-to-grasp, speeds --------------------
+
+_LONG = np.arange(0.0, 12.0, 1.0 / 120.0)  # whole grasp episodes at 120 Hz
+
+
+@pytest.fixture(scope="module")
+def episodes() -> list:
+    """60 whole grasp episodes: (finger motion, wrist motion)."""
+    K = np.array([[500.0, 0, 320], [0, 500, 240], [0, 0, 1]])
+    out = []
+    for i in range(60):
+        f = sample_finger_motion(np.random.default_rng([12, i]), _LONG, "grasp")
+        w = sample_wrist_motion(np.random.default_rng([13, i]), _LONG, K, np.array([640, 480]), activity="grasp",
+                                episode=f.episode)
+        out.append((f, w))
+    return out
+
+
+def test_every_frame_within_joint_limits_in_every_activity() -> None:
+    t = np.arange(0.0, 10.0, 1.0 / 30.0)
+    for k, activity in enumerate(ACTIVITIES):
+        for i in range(60):
+            a = sample_finger_motion(np.random.default_rng([k, i]), t, activity).angles
+            assert np.all(a >= JOINT_LIMITS[..., 0]) and np.all(a <= JOINT_LIMITS[..., 1]), (activity, i)
+    for s in SyntheticWorld(4, SynthConfig(activity="grasp")).sequences(range(48)):
+        assert not limit_violation(s.motion.hand_pose.astype(np.float64), tol_deg=0.01, is_right=s.is_right).any()
+
+
+def test_dip_follows_two_thirds_of_pip(seqs: list) -> None:
+    t = np.arange(0.0, 6.0, 1.0 / 30.0)
+    bound = DIP_NOISE + 0.2 * TREMOR[DIP, 0].max() + 1e-9  # key noise + the DIP's own tremor share
+    for activity in ACTIVITIES:
+        for i in range(30):
+            f = sample_finger_motion(np.random.default_rng([7, i]), t, activity)
+            assert DIP_PIP_RATIO[0] <= f.dip_ratio <= DIP_PIP_RATIO[1]
+            pip, dip = f.angles[:, PIP, 0], f.angles[:, DIP, 0]
+            flexing = pip > np.deg2rad(10)  # below, the DIP may sit at its lower limit
+            assert np.abs(dip - f.dip_ratio * pip)[flexing].max(initial=0.0) <= bound, (activity, i)
+    # end to end, from the stored MANO poses of both hands
+    for s in seqs:
+        a = hand_pose_to_angles(s.motion.hand_pose.astype(np.float64), is_right=s.is_right)
+        pip, dip = a[:, PIP, 0], a[:, DIP, 0]
+        flexing = pip > np.deg2rad(20)
+        if flexing.sum() < 10:
+            continue
+        ratio = dip[flexing] / pip[flexing]
+        assert DIP_PIP_RATIO[0] - 0.02 < np.median(ratio) < DIP_PIP_RATIO[1] + 0.02, s.activity
+        assert np.all(np.abs(ratio - np.median(ratio)) < 2 * np.deg2rad(2.5) / pip[flexing] + 0.02), s.activity
+
+
+def test_grasp_transport_is_bell_shaped(episodes: list) -> None:
+    for f, w in episodes:
+        ep = f.episode
+        reach = (_LONG >= ep.start) & (_LONG <= ep.contact)
+        speed = np.linalg.norm(np.gradient(w.transport, _LONG, axis=0), axis=-1)[reach]
+        k = int(speed.argmax())
+        assert 0.35 < (_LONG[reach][k] - ep.start) / ep.duration < 0.65, f.activity
+        assert np.all(np.diff(speed[:k + 1]) > -1e-9) and np.all(np.diff(speed[k:]) < 1e-9), f.activity  # one peak
+        assert speed[0] < 0.02 * speed[k] and speed[-1] < 0.02 * speed[k]  # starts and ends at rest
+        dist = np.linalg.norm(w.transport[0])  # the approach (shortened where the view is too small)
+        assert 0.8 * ep.distance < dist <= ep.distance + 1e-12
+        assert abs(speed[k] - skewed_minimum_jerk_peak(ep.skew) * dist / ep.duration) < 0.02 * speed[k]
+        assert speed[k] < 1.02 * ep.speed  # the sequence's tempo
+    # the whole transport (approach, held moves and turns, retract) is C2: no jumps in acceleration
+    fine = np.arange(0.0, 12.0, 1.0 / 2000.0)
+    K = np.array([[500.0, 0, 320], [0, 500, 240], [0, 0, 1]])
+    for i, (f, _) in enumerate(episodes[:10]):
+        w = sample_wrist_motion(np.random.default_rng([13, i]), fine, K, np.array([640, 480]), episode=f.episode)
+        for path in (w.transport, w.center):
+            acc = np.linalg.norm(np.diff(path, 2, axis=0), axis=-1) * 2000.0**2
+            jump = np.linalg.norm(np.diff(path, 3, axis=0), axis=-1) * 2000.0**2
+            assert jump.max() < 0.05 * acc.max(), f.activity
+
+
+def test_reaches_stay_in_view_unless_the_hand_exits(episodes: list) -> None:
+    K = np.array([[500.0, 0, 320], [0, 500, 240], [0, 0, 1]])
+    paths = [w.center for _, w in episodes if not w.exits]
+    for i in range(40):  # free reaches of the other activities
+        w = sample_wrist_motion(np.random.default_rng([14, i]), _LONG[:240], K, np.array([640, 480]), exit_p=0.0)
+        paths.append(w.center)
+    for c in paths:
+        px = c[:, :2] / c[:, 2:] * 500.0 + np.array([320.0, 240.0])
+        assert np.all((px > 0) & (px < np.array([640.0, 480.0]))) and np.all((c[:, 2] > 0.22) & (c[:, 2] < 0.75))
+
+
+def test_grip_aperture_peaks_before_contact_and_scales_with_the_object(episodes: list) -> None:
+    sizes, mgas = [], []
+    for f, _ in episodes:
+        ep = f.episode
+        reach = (_LONG >= ep.start) & (_LONG <= ep.contact)
+        ap = aperture(f.angles[reach])
+        when = (_LONG[reach][ap.argmax()] - ep.start) / ep.duration
+        assert 0.45 < when < 0.85, (f.activity, when)  # Jeannerod: about 60-70 % of the reach
+        assert ap.max() > ep.size and ap.max() > ap[-1], f.activity  # opens wider than the object, then closes
+        sizes.append(ep.size)
+        mgas.append(ap.max())
+    slope = np.polyfit(sizes, mgas, 1)[0]
+    assert 0.6 < slope < 1.0  # ~0.8 cm more aperture per cm of object
+
+
+def test_grip_postures_lie_near_two_synergies(episodes: list) -> None:
+    rows = [(j, 0) for j in (0, 3, 6, 9, 1, 4, 7, 10)] + [(0, 1), (6, 1), (9, 1), (12, 0), (12, 1), (12, 2), (13, 0),
+                                                           (14, 0)]
+    grips = []
+    for f, _ in episodes:
+        i = int(np.searchsorted(_LONG, f.episode.contact + 0.1))
+        grips.append([f.angles[i, j, c] for j, c in rows])
+    x = np.array(grips) - np.mean(grips, axis=0)
+    var = np.linalg.svd(x, compute_uv=False) ** 2
+    assert var[:2].sum() / var.sum() > 0.8  # Santello et al. 1998
+
+
+def test_reach_speeds_span_slow_to_fast() -> None:
+    speeds = np.array([sample_finger_motion(np.random.default_rng([3, i]), _LONG[:480], "grasp").episode.speed
+                       for i in range(300)])
+    assert np.all((speeds >= SPEED_RANGE[0]) & (speeds <= SPEED_RANGE[1]))
+    assert speeds.min() < 0.12 and speeds.max() > 1.3 and 0.25 < np.median(speeds) < 0.6
+    rng = np.random.default_rng(0)
+    for v in (0.1, 0.5, 1.5):  # free reaches: within human durations, at the drawn peak speed
+        dist, dur = reach_size(rng, v, (0.05, 0.25))
+        assert 0.35 - 1e-9 <= dur <= 1.6 + 1e-9 and abs(1.875 * dist / dur - v) < 1e-9
+
+
+def test_grasp_sequences_are_deterministic() -> None:
+    cfg = SynthConfig(activity="grasp")
+    a, b = SyntheticWorld(5, cfg).sequences(range(4)), SyntheticWorld(5, cfg)
+    for i, s in enumerate(a):
+        x, y = _arrays(s), _arrays(b.sequence(i))
+        assert s.activity.startswith("grasp:") and all(np.array_equal(x[k], y[k]) for k in x)
+    f1, f2 = (sample_finger_motion(np.random.default_rng(9), _LONG, "grasp") for _ in range(2))
+    assert np.array_equal(f1.angles, f2.angles) and f1.episode == f2.episode
+
+
+def test_skewed_minimum_jerk_is_a_c2_bell() -> None:
+    s = np.linspace(0.0, 1.0, 2001)
+    np.testing.assert_allclose(skewed_minimum_jerk(s, 3.0), minimum_jerk(s), atol=1e-12)
+    for b in (3.0, 3.5, 4.0):
+        v = np.gradient(skewed_minimum_jerk(s, b), s)
+        assert abs(s[v.argmax()] - 2.0 / (b + 1.0)) < 1e-3 and abs(v.max() - skewed_minimum_jerk_peak(b)) < 1e-3
+        acc = np.diff(skewed_minimum_jerk(np.linspace(-0.2, 1.2, 2801), b), 2) * 2000.0**2
+        assert np.abs(np.diff(acc)).max() < 0.02 * np.abs(acc).max()  # no jumps in acceleration
+
+
+def test_aperture_is_the_thumb_index_tip_distance() -> None:
+    rng = np.random.default_rng(1)
+    ang = rng.uniform(JOINT_LIMITS[..., 0], JOINT_LIMITS[..., 1], size=(32, 15, 3))
+    joints, _ = fk_numpy(load_hand_model(is_right=True), np.concatenate(
+        [np.zeros((32, 3)), angles_to_hand_pose(ang), np.zeros((32, 13))], axis=-1))
+    np.testing.assert_allclose(aperture(ang), np.linalg.norm(joints[:, 4] - joints[:, 8], axis=-1), atol=1e-9)

@@ -2,13 +2,16 @@
 
 Every function here is C2-continuous in time (continuous position, velocity and
 acceleration), which is what makes the synthetic motions look human: reaching and
-finger movements follow the minimum-jerk profile (Flash & Hogan, 1985) and idle
+finger movements follow the minimum-jerk profile (Flash & Hogan, 1985), the transport of a
+reach-to-grasp its skewed variant (a longer deceleration, Jeannerod 1984), and idle
 drift is a sum of a few low-frequency sinusoids.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import beta as beta_fn
+from scipy.special import betainc
 
 
 def minimum_jerk(s: np.ndarray) -> np.ndarray:
@@ -18,6 +21,23 @@ def minimum_jerk(s: np.ndarray) -> np.ndarray:
     """
     s = np.clip(s, 0.0, 1.0)
     return s * s * s * (10.0 + s * (-15.0 + 6.0 * s))
+
+
+def skewed_minimum_jerk(s: np.ndarray, b: float = 3.0) -> np.ndarray:
+    """Bell-shaped step ``I_s(3, b)`` (regularised incomplete beta) of ``s`` clipped to [0, 1].
+
+    Its velocity is proportional to ``s^2 (1 - s)^(b - 1)``: ``b = 3`` is :func:`minimum_jerk`
+    (peak velocity at half the movement); a larger ``b`` brings the peak forward to
+    ``2 / (b + 1)`` of the movement and lengthens the deceleration. C2 for ``b >= 3``.
+    """
+    return betainc(3.0, b, np.clip(s, 0.0, 1.0))
+
+
+def skewed_minimum_jerk_peak(b: float = 3.0) -> float:
+    """Peak of :func:`skewed_minimum_jerk`'s derivative: peak speed = this * distance / duration
+    (1.875 for minimum jerk)."""
+    m = 2.0 / (b + 1.0)
+    return float(m * m * (1.0 - m) ** (b - 1.0) / beta_fn(3.0, b))
 
 
 def keyframe_track(t: np.ndarray, starts: np.ndarray, durations: np.ndarray, values: np.ndarray) -> np.ndarray:

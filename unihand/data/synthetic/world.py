@@ -49,9 +49,10 @@ from unihand.data.synthetic.camera import CameraSpec, sample_camera
 from unihand.data.synthetic.conditions import ConditionConfig, make_conditions
 from unihand.data.synthetic.motion import PALM_CENTER_OFFSET, sample_betas, sample_finger_motion, sample_wrist_motion
 from unihand.data.synthetic.camera import hand_anchor
-from unihand.data.synthetic.render import BACKGROUNDS, Letterbox, letterbox, render_frames, sample_room, sample_style
+from unihand.data.synthetic.render import BACKGROUNDS, render_frames, sample_room, sample_style
 from unihand.data.synthetic.scene import Occluders, project_occluders_batch, sample_occluders
 from unihand.geometry.canonical import rigid_inverse
+from unihand.geometry.letterbox import Letterbox, letterbox
 from unihand.geometry.mirror import mirror_mano
 from unihand.hand import load_hand_model
 
@@ -173,7 +174,7 @@ class SyntheticWorld:
                             head=cfg.head_motion)
         fingers = sample_finger_motion(np.random.default_rng(r_fing), t, cfg.activity)
         wrist = sample_wrist_motion(np.random.default_rng(r_wrist), t, cam.K, cam.image_size, exit_p=cfg.exit_p,
-                                    activity=fingers.activity.split(":")[0])
+                                    activity=fingers.activity.split(":")[0], episode=fingers.episode)
         # the hand's path is drawn in a frame that turns with (part of) the head and shares (part of) its travel
         R, travel = hand_anchor(cam, cfg.fps)
         rotation = R @ wrist.rotation
