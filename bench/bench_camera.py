@@ -61,7 +61,7 @@ def camera_errors(T_unit: np.ndarray, T_metric: np.ndarray, T_true: np.ndarray) 
 
 
 def run_sequence(index: int, model, detector_kind: str) -> dict:
-    from unihand.demo import SimulatedDetector
+    from unihand.video.detect import SimulatedDetector
     from unihand.eval.metrics import g_mpjpe, mpjpe
     from unihand.video.estimate import estimate_video
 

@@ -33,7 +33,7 @@ def make_sequence(index: int, frames: int = 96, preset: str = "gopro", moving: b
 def render_video(index: int, folder: str | os.PathLike, frames: int = 96, preset: str = "gopro",
                  moving: bool = True, seed: int = SEED):
     """(video path, K (3, 3) of the video's pixels, sequence, to_pixels) for sequence ``index``."""
-    from unihand.viz.overlay import H264Writer
+    from unihand.viz.video import H264Writer
 
     seq = make_sequence(index, frames, preset, moving, seed)
     w, h = (int(v) for v in seq.camera.image_size)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from unihand.data.synthetic.world import TEST_SEED
-from unihand.eval.evaluate_cli import model_predictor, synthetic_tracks
+from unihand.eval.evaluate import model_predictor, synthetic_tracks
 from unihand.eval.metrics import BUCKETS, auc_per_frame, bucket_masks, global_aligned_errors, pa_joint_errors
 from unihand.pipeline import UniHand
 

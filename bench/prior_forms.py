@@ -32,7 +32,9 @@ from unihand.eval.metrics import mpjpe, pa_mpjpe
 from unihand.geometry.camera import project
 from unihand.geometry.mirror import mirror_camera_poses, mirror_mano_vector
 from unihand.hand import fk_numpy, load_hand_model
-from unihand.pipeline import UniHand, _mirror_arrays, condition_arrays
+from unihand.pipeline import UniHand, condition_arrays, make_scheduler
+from unihand.pipeline.mirror import mirror_arrays
+from unihand.pipeline.windows import generate_windows
 from unihand.refine.objective import RefineConfig, robust
 from unihand.refine.refiner import Refiner
 from unihand.diffusion.sampling import denoise_steps, sample_scheduler
@@ -117,13 +119,14 @@ def main() -> None:
         arrays = condition_arrays(cond, s.num_frames)
         poses = s.motion.extra["T_cano_from_cam"]
         if not s.is_right:
-            arrays, poses = _mirror_arrays(arrays), mirror_camera_poses(poses)
+            arrays, poses = mirror_arrays(arrays), mirror_camera_poses(poses)
         cam = torch.from_numpy(np.linalg.inv(poses)).float()
         loss_fn = lambda m: reprojection_loss(rh, m, arrays, cam)  # noqa: E731
         batch = {k: torch.from_numpy(np.asarray(v))[None] for k, v in arrays.items() if k != "kp2d_conf"}
         gen = torch.Generator().manual_seed(s.index)
         t = time.process_time()
-        sample_mano = torch.from_numpy(model._generate_windows(arrays, s.num_frames, None, None, s.index, None, None, 16))
+        sample_mano = torch.from_numpy(generate_windows(model, make_scheduler(model), arrays, s.num_frames,
+                                                        generator=torch.Generator().manual_seed(s.index))[0])
         t_sample = time.process_time() - t
         outs: dict[str, tuple[np.ndarray, float]] = {}
         t = time.process_time()

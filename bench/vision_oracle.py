@@ -6,7 +6,7 @@ place in the camera image (its pixel position x 128 / max(W, H), counted from th
 exactly the token of the rendered letterboxed frame, whose bars are centred, and no frame is rendered
 here), holds the frame's ground-truth pose targets (``window_pose_targets``: 2D joints, wrist-relative
 3D joints, log wrist depth; 106 of 160 channels), and every token gets N(0, 0.3) noise.
-The model trains from the structured one as ``configs/vision_small.yaml`` does (no backbone, no cache),
+The model trains from the structured one as the ``vision_small`` config does (no backbone, no cache),
 then generates the held-out windows (seed 1000) with oracle tokens for "vision". If vision alone stays
 at the level of no condition here, the machinery, not the image model, is what keeps vision unused.
 
@@ -26,12 +26,12 @@ from torch.utils.data import default_collate
 
 from unihand.data.synthetic.world import TEST_SEED
 from unihand.data.windows import SyntheticWindows
-from unihand.eval.evaluate_cli import model_predictor, synthetic_tracks
+from unihand.eval.evaluate import model_predictor, synthetic_tracks
 from unihand.eval.metrics import bucket_masks, global_aligned_errors, pa_joint_errors
 from unihand.models.backbones import DenseTokens
 from unihand.pipeline import UniHand
 from unihand.train.backbone import POSE_DIMS, window_pose_targets
-from unihand.train.cli import build_model, resolve_config
+from unihand.train.run import build_model, resolve_config
 from unihand.train.modules import DiffusionModule
 
 GRID, DIM, SIZE = 8, 160, 128
@@ -52,7 +52,7 @@ def oracle_tokens(batch: dict[str, Tensor], gen: torch.Generator) -> Tensor:
 
 def train(out: Path, steps: int, aux: float) -> UniHand:
     """The vision_small recipe on oracle tokens; a plain loop (no Lightning: no data loader to wrap)."""
-    cfg = resolve_config("diffusion", "configs/vision_small.yaml", ["backbone=null", "train.feature_cache=null"])
+    cfg = resolve_config("diffusion", "vision_small", ["backbone=null", "train.feature_cache=null"])
     tc = {**cfg["train"], "max_steps": steps, "perceptron_aux": aux, "vision_lr_mult": 3,
           "keep": {"kp2d": 0.5, "kp3d": 0.35, "mano": 0.3}}
     model = build_model("diffusion", cfg)

@@ -224,7 +224,7 @@ def test_estimate_with_a_poses_file_writes_world_motion_and_poses(tmp_path: Path
     from tests.test_video_estimate import StubModel
     from unihand.video.detect import Detection
     from unihand.video.estimate import estimate_video
-    from unihand.viz.overlay import H264Writer
+    from unihand.viz.video import H264Writer
 
     frames, K, kp, T_true = moving_clip
     video = tmp_path / "clip.mp4"

@@ -170,7 +170,7 @@ def test_each_rank_draws_its_rows_of_the_global_batch() -> None:
 def test_every_trainable_parameter_gets_a_gradient(tmp_path: Path) -> None:
     """What DDP without find_unused_parameters needs, in each stage (vision: even when no frame has vision)."""
     from unihand.data.windows import SyntheticWindows
-    from unihand.train.cli import build_model, resolve_config
+    from unihand.train.run import build_model, resolve_config
     from unihand.train.modules import DiffusionModule, VAEModule
 
     def unused(module, batch) -> list[str]:

@@ -15,7 +15,7 @@ from unihand.data.datasets import dexycb
 from unihand.data.datasets.common import Track, canonical_window
 from unihand.errors import UserError
 from unihand.eval import tables
-from unihand.eval.evaluate_cli import (
+from unihand.eval.evaluate import (
     Prediction,
     evaluate_tracks,
     parse_conditions,
@@ -173,7 +173,7 @@ def test_command_end_to_end(tmp_path: Path, mano_dir: Path, capsys: pytest.Captu
 
 
 def test_static_and_moving_cameras_are_reported_apart() -> None:
-    from unihand.eval.evaluate_cli import _camera_kind, synthetic_tracks
+    from unihand.eval.evaluate import _camera_kind, synthetic_tracks
 
     tracks = synthetic_tracks(6, seed=1000)
     kinds = [_camera_kind(t) for t in tracks]
@@ -191,7 +191,7 @@ def test_static_and_moving_cameras_are_reported_apart() -> None:
 
 def test_synthetic_tracks_carry_the_rendered_frames_for_vision() -> None:
     from unihand.data.windows import SyntheticWindows
-    from unihand.eval.evaluate_cli import synthetic_tracks, track_frames
+    from unihand.eval.evaluate import synthetic_tracks, track_frames
 
     tracks = synthetic_tracks(3, seed=1000, render_size=64)
     windows = SyntheticWindows(3, seed=1000, render=True, size=64)

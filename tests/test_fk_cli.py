@@ -13,7 +13,7 @@ from unihand.hand.testing import write_random_mano
 @pytest.fixture(autouse=True)
 def only_fk(monkeypatch):
     """Other subcommands live in other modules; this file tests `fk` alone through the real entry point."""
-    monkeypatch.setattr(cli, "SUBCOMMANDS", {"fk": "unihand.hand.cli"})
+    monkeypatch.setattr(cli, "SUBCOMMANDS", {"fk": "unihand.cli.fk"})
 
 
 def write_motion(path, n=6, is_right=True, seed=0):

@@ -14,7 +14,7 @@ N = 10
 @pytest.fixture(autouse=True)
 def only_metrics(monkeypatch: pytest.MonkeyPatch) -> None:
     """Parse with this subcommand only, so the test does not depend on the others' modules."""
-    monkeypatch.setattr(cli, "SUBCOMMANDS", {"metrics": "unihand.eval.cli"})
+    monkeypatch.setattr(cli, "SUBCOMMANDS", {"metrics": "unihand.cli.metrics"})
 
 
 @pytest.fixture

@@ -12,7 +12,8 @@ from unihand.errors import UserError
 from unihand.eval.metrics import bone_lengths, window_join_ratio
 from unihand.geometry.camera import project
 from unihand.hand import angles_to_hand_pose, fk_numpy, hand_pose_to_angles, load_hand_model
-from unihand.pipeline import UniHand, condition_arrays
+from unihand.pipeline import UniHand, condition_arrays, make_scheduler
+from unihand.pipeline.windows import generate_windows
 from unihand.refine.kinematics import FRAME_DIM, FREE_ANGLES, PoseState, pose_joints
 from unihand.refine.objective import RefineConfig
 from unihand.refine.refiner import Refiner
@@ -117,7 +118,7 @@ def test_refine_off_gives_exactly_the_pure_sample(model: UniHand) -> None:
     c = seq.conditions
     cond = Conditions(kp2d=c.kp2d, kp2d_mask=c.kp2d_mask, K=c.K, image_size=c.image_size, fps=c.fps)
     arrays = condition_arrays(cond, 40)
-    pure = model._generate_windows(arrays, 40, None, None, 7, None, None, 16)
+    pure = generate_windows(model, make_scheduler(model), arrays, 40, generator=torch.Generator().manual_seed(7))[0]
     np.testing.assert_array_equal(model.generate(cond, seed=7, refine=False).mano(), pure)
     assert np.abs(model.generate(cond, seed=7).mano() - pure).max() > 1e-2
 

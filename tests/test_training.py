@@ -14,7 +14,7 @@ from unihand.cli import main
 from unihand.errors import UserError
 from unihand.pipeline import UniHand
 from unihand.train.checkpoint_io import load_tree, save_tree
-from unihand.train.cli import resolve_config
+from unihand.train.run import resolve_config
 
 TINY = [
     "--set", "model.vae={d_model: 32, layers: 1, heads: 2, ffn: 64}",

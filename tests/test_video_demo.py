@@ -6,14 +6,15 @@ import numpy as np
 import pytest
 
 from unihand.data.io import Motion
-from unihand.demo import DEMO_INDEX, SimulatedDetector, make_demo_sequence, make_detector, run_demo
+from unihand.cli.demo import DEMO_INDEX, make_demo_sequence, make_detector, run_demo
+from unihand.video.detect import SimulatedDetector
 from unihand.errors import UserError
 
 
 @pytest.fixture(scope="module")
 def model():
     from unihand.pipeline import UniHand, shipped_checkpoint
-    from unihand.video.cli import torch_threads
+    from unihand.cli.flags import torch_threads
 
     with torch_threads(1):  # as the demo runs (restored afterwards for the other tests)
         if (shipped_checkpoint() / "config.json").exists():

@@ -383,7 +383,7 @@ def test_real_vision_model_runs(clips) -> None:
     """The pipeline's own vision path (small trainable backbone, untrained weights) through estimate."""
     from unihand.config import model_config
     from unihand.pipeline import UniHand
-    from unihand.video.cli import torch_threads
+    from unihand.cli.flags import torch_threads
 
     with torch_threads(1):
         model = UniHand(model_config("small", {"vision": {"enabled": True}})).eval()

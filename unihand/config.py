@@ -235,10 +235,30 @@ def parse_override(text: str) -> dict[str, Any]:
     return value
 
 
+def packaged_configs() -> dict[str, Path]:
+    """The training configs shipped inside the package, by name (``vae_small``, ...)."""
+    from importlib import resources
+
+    folder = Path(str(resources.files("unihand") / "configs"))
+    return {p.stem: p for p in sorted(folder.glob("*.yaml"))}
+
+
+def config_path(text: str | Path) -> Path:
+    """A config file: the path itself when it exists, else the packaged config of that name (``vae_small``,
+    or the file name of one, so ``configs/vae_small.yaml`` keeps working outside a source checkout)."""
+    path = Path(text)
+    if path.exists():
+        return path
+    packaged = packaged_configs()
+    name = path.stem if path.suffix in (".yaml", ".yml") else path.name
+    if name in packaged:
+        return packaged[name]
+    raise UserError(f"{text}: config file not found (packaged configs: {', '.join(packaged)})")
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"{path}: config file not found")
+    """A YAML config (a file or a packaged config's name) as a mapping; one-line errors."""
+    path = config_path(path)
     if not path.is_file():
         raise UserError(f"{path}: the config path is not a file")
     try:

@@ -332,7 +332,10 @@ class _Solver:
         if len(common) < 2 * MIN_FEATURES:
             return None
         xa, xb = self.xn[a][ia], self.xn[b][ib]
-        E, inl = cv2.findEssentialMat(xa, xb, np.eye(3), method=cv2.RANSAC, prob=0.999, threshold=self.thr)
+        try:
+            E, inl = cv2.findEssentialMat(xa, xb, np.eye(3), method=cv2.RANSAC, prob=0.999, threshold=self.thr)
+        except cv2.error:  # OpenCV's five-point solver raises on degenerate samples (a nearly still camera)
+            return None
         if E is None or E.shape != (3, 3):
             return None
         n_in, R, t, inl, _ = cv2.recoverPose(E, xa, xb, np.eye(3), distanceThresh=1e3, mask=inl.copy())

@@ -14,16 +14,16 @@ from unihand.errors import UserError
 
 # name -> module; only the chosen subcommand's module is imported (fast start).
 SUBCOMMANDS: dict[str, str] = {
-    "synth": "unihand.data.synthetic.cli",
-    "fk": "unihand.hand.cli",
-    "metrics": "unihand.eval.cli",
-    "info": "unihand.info",
-    "train": "unihand.train.cli",
-    "generate": "unihand.generate",
-    "estimate": "unihand.video.cli",
-    "demo": "unihand.demo",
-    "evaluate": "unihand.eval.evaluate_cli",
-    "export": "unihand.export.cli",
+    "synth": "unihand.cli.synth",
+    "fk": "unihand.cli.fk",
+    "metrics": "unihand.cli.metrics",
+    "info": "unihand.cli.info",
+    "train": "unihand.cli.train",
+    "generate": "unihand.cli.generate",
+    "estimate": "unihand.cli.estimate",
+    "demo": "unihand.cli.demo",
+    "evaluate": "unihand.cli.evaluate",
+    "export": "unihand.cli.export",
 }
 
 

@@ -30,42 +30,12 @@ from pathlib import Path
 import numpy as np
 
 from unihand.files import atomic_write, current_umask, strict_json
+from unihand.video.detect import SimulatedDetector
 
 #: Default sequence: evaluation stream, moving camera, occluders and gaps (see ``--index``).
 DEMO_SEED = 1000
-DEMO_INDEX = 12
+DEMO_INDEX = 9
 RENDER_SIZE = 512
-
-
-class SimulatedDetector:
-    """Plays back a synthetic sequence's detector-like 2D keypoints as per-frame detections.
-
-    Keypoints are given in the pixels of the (cropped) video frames; masked joints keep their
-    true position with confidence 0 (a detector outputs every joint; the low confidence is what
-    marks them), frames where the hand is lost return nothing.
-    """
-
-    def __init__(self, conditions, to_pixels, right_prob: float) -> None:
-        self.c = conditions
-        self.to_pixels = to_pixels
-        self.right_prob = right_prob
-        self.t = 0
-
-    def __call__(self, frame: np.ndarray):
-        from unihand.video.detect import Detection
-
-        t = self.t
-        self.t += 1
-        c = self.c
-        if t >= c.kp2d.shape[0]:
-            return []
-        mask = c.kp2d_mask[t] if c.kp2d_mask.ndim == 2 else np.repeat(c.kp2d_mask[t], 21)
-        if mask.sum() < 2:
-            return []
-        gt = c.extra["kp2d_gt"][t]
-        kp = self.to_pixels(np.where(mask[:, None], c.kp2d[t], gt))
-        conf = np.where(mask, c.kp2d_conf[t] if c.kp2d_conf is not None else 1.0, 0.0)
-        return [Detection(kp.astype(np.float32), conf.astype(np.float32), self.right_prob, 0.95)]
 
 
 DETECTORS = ("mediapipe", "simulated")
@@ -140,7 +110,7 @@ def run_demo(
     from unihand.errors import UserError
     from unihand.eval.metrics import evaluate_motion
     from unihand.video.estimate import check_output_dir, estimate_video, load_model
-    from unihand.viz.overlay import H264Writer
+    from unihand.viz.video import H264Writer
 
     if frames < 8:
         raise UserError(f"--frames {frames}: the demo needs at least 8 frames")
@@ -237,7 +207,7 @@ def _fmt(v) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from unihand.video.cli import torch_threads
+    from unihand.cli.flags import torch_threads
 
     say = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
     with torch_threads(args.threads):

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import sys
-from collections.abc import Iterator
 
 from unihand.errors import UserError
 from unihand.video.estimate import CONF_THRESHOLD, DEFAULT_FOV_DEG, OUTPUT_NAMES
@@ -69,24 +67,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-@contextlib.contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run with ``n`` torch CPU threads (0: leave as is), restoring the previous count after."""
-    if n < 0:
-        raise UserError(f"--threads {n}: expected a whole number >= 0 (0: torch's default)")
-    if n == 0:
-        yield
-        return
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def run(args: argparse.Namespace) -> int:
     from unihand.video.estimate import estimate_video
 
@@ -98,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--conf-threshold {args.conf_threshold}: expected a value in [0, 1]")
     if args.cfg_scale is not None and not math.isfinite(args.cfg_scale):
         raise UserError(f"--cfg-scale {args.cfg_scale}: expected a finite number")
-    from unihand.pipeline import check_device
+    from unihand.cli.flags import torch_threads
+    from unihand.models.unihand_model import check_device
 
     check_device(args.device)
     if args.threads < 0:

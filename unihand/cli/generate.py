@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from unihand.data.io import Conditions, Motion
+from unihand.diffusion.sampling import SCHEDULERS
 from unihand.errors import UserError
 
 #: Longest unconditional sample (an hour at 30 fps is ~110 k frames; beyond it a typo is likelier).
@@ -30,6 +31,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the checkpoint's, 10)")
     p.add_argument("--cfg-scale", type=float, default=None, help="classifier-free guidance scale (default 2.0)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--num-samples", type=int, default=1, metavar="N",
+                   help="N stochastic samples from one batched pass, written as OUTPUT_0.npz ... (default 1)")
+    p.add_argument("--scheduler", choices=SCHEDULERS, default="ddim",
+                   help="sampling scheduler (ddim: the paper's; dpm: DPM-Solver++, as accurate in 5-10 steps; euler)")
     p.add_argument("--refine", choices=("on", "off"), default="on",
                    help="refine the sample against every given condition: reprojection, 3D keypoints, given "
                         "MANO, smoothness, joint limits, one hand shape (off: the pure diffusion sample)")
@@ -44,46 +49,55 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from unihand.pipeline import UniHand
+    import torch
 
     from unihand.files import check_target
-    from unihand.flags import check_model_flags, check_positive, check_sampling_flags
+    from unihand.cli.flags import check_model_flags, check_positive, check_sampling_flags
+    from unihand.pipeline import UniHandPipeline
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.formats:
         from unihand.export import parse_formats
 
         parse_formats(args.formats)  # an unknown format fails before any work
-    check_positive(args, "frames")
+    check_positive(args, "frames", "num_samples")
     if args.frames > MAX_FRAMES:
         raise UserError(f"--frames {args.frames}: at most {MAX_FRAMES} frames per unconditional sample "
                         f"({MAX_FRAMES / 30 / 60:.0f} minutes at 30 fps)")
+    if args.num_samples > 64:
+        raise UserError(f"--num-samples {args.num_samples}: at most 64 samples per call")
     check_sampling_flags(args)
-    check_target(args.output)
+    out = Path(args.output)
+    outputs = [out] if args.num_samples == 1 else [out.with_name(f"{out.stem}_{k}{out.suffix}")
+                                                   for k in range(args.num_samples)]
+    for path in outputs:
+        check_target(path)
     cond = Conditions.load(args.conditions) if args.conditions else None
     first = None
     if args.first_frame:
         first = Motion.load(args.first_frame).mano()[0]
-    model = UniHand.from_pretrained(args.checkpoint, device=args.device, mano_dir=args.mano_dir, quantize=args.quantize)
-    check_model_flags(model, args)
+    pipe = UniHandPipeline.from_pretrained(args.checkpoint, device=args.device, mano_dir=args.mano_dir,
+                                           quantize=args.quantize, scheduler=args.scheduler)
+    check_model_flags(pipe.model, args)
     t0 = time.perf_counter()
-    motion = model.generate(cond, num_frames=args.frames, steps=args.steps, cfg_scale=args.cfg_scale,
-                            seed=args.seed, first_frame=first, refine=args.refine == "on")
+    motions = pipe(cond, num_samples=args.num_samples, num_inference_steps=args.steps, guidance_scale=args.cfg_scale,
+                   generator=torch.Generator().manual_seed(args.seed), num_frames=args.frames, first_frame=first,
+                   refine=args.refine == "on")
     took = time.perf_counter() - t0
-    if cond is not None and cond.K is not None and cond.image_size is not None:
-        from unihand.geometry.camera import project
+    for motion, target in zip(motions, outputs):
+        if cond is not None and cond.K is not None and cond.image_size is not None:
+            from unihand.geometry.camera import project
 
-        motion.joints_2d = project(motion.joints.astype(np.float64), cond.K.astype(np.float64)).astype(np.float32)
-    out = Path(args.output)
-    if args.formats:
-        from unihand.export import export_motion
+            motion.joints_2d = project(motion.joints.astype(np.float64), cond.K.astype(np.float64)).astype(np.float32)
+        if args.formats:
+            from unihand.export import export_motion
 
-        files = export_motion(motion, out.parent, ["npz"] + parse_formats(args.formats), stem=out.stem,
-                              names={"npz": out.name}, source=out, mano_dir=args.mano_dir)
-        path = files.pop("npz")
-    else:
-        path = motion.save(out)
-    print(f"wrote {path} ({motion.num_frames} frames, {took:.2f} s)")
-    for fmt, extra in files.items() if args.formats else ():
-        print(f"wrote {extra} ({fmt})")
+            files = export_motion(motion, target.parent, ["npz"] + parse_formats(args.formats), stem=target.stem,
+                                  names={"npz": target.name}, source=target, mano_dir=args.mano_dir)
+            path = files.pop("npz")
+        else:
+            files, path = {}, motion.save(target)
+        print(f"wrote {path} ({motion.num_frames} frames, {took:.2f} s)")
+        for fmt, extra in files.items():
+            print(f"wrote {extra} ({fmt})")
     return 0

@@ -28,30 +28,11 @@ from unihand.data.synthetic.camera import CAMERA_PRESETS
 from unihand.data.synthetic.motion import ACTIVITIES
 from unihand.data.synthetic.world import TRAIN_SEED, SynthConfig, SyntheticSequence, SyntheticWorld
 from unihand.errors import UserError
+from unihand.viz.video import write_mp4
 
 PREVIEW_ROWS = 6
 PREVIEW_COLUMNS = 6
 _CHUNK = 32
-
-
-def write_mp4(path: str | Path, frames: np.ndarray, fps: float, crf: int = 18) -> Path:
-    """Atomically write (N, H, W, 3) uint8 RGB frames as an H.264 (yuv420p) MP4 via imageio-ffmpeg."""
-    import imageio_ffmpeg
-
-    h, w = frames.shape[1:3]
-
-    def write(tmp: str) -> None:
-        gen = imageio_ffmpeg.write_frames(
-            tmp, (w, h), fps=float(fps), codec="libx264", pix_fmt_in="rgb24", pix_fmt_out="yuv420p", quality=None,
-            macro_block_size=2, ffmpeg_log_level="error",
-            output_params=["-crf", str(crf), "-preset", "veryfast", "-movflags", "+faststart"],
-        )
-        gen.send(None)
-        for f in frames:
-            gen.send(np.ascontiguousarray(f))
-        gen.close()
-
-    return atomic_write(path, write, suffix=".mp4")
 
 
 def preview_rows(seqs: list[SyntheticSequence], frames: list[np.ndarray], columns: int = PREVIEW_COLUMNS) -> list:

@@ -17,10 +17,10 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from torch import Tensor
 
 from unihand.config import DiffusionConfig
-from unihand.models.denoiser import Denoiser
-from unihand.models.quantize import MixedPrecisionStack
+from unihand.models.denoiser import MODALITIES, Denoiser
 from unihand.models.rope import rope_angles
 from unihand.models.transformer import timestep_embedding
+from unihand.models.unihand_model import UniHandModel
 
 
 def _kwargs(cfg: DiffusionConfig) -> dict:
@@ -33,6 +33,7 @@ def _kwargs(cfg: DiffusionConfig) -> dict:
 
 
 def train_scheduler(cfg: DiffusionConfig) -> DDPMScheduler:
+    """The model's DDPM training schedule."""
     return DDPMScheduler(**_kwargs(cfg))
 
 
@@ -81,7 +82,7 @@ def denoise_steps(
     context, context_mask = denoiser.vision_context(b, n1, vision, vision_mask)
 
     stack, last = denoiser.stack, len(timesteps) - 1
-    exact = stack.exact if isinstance(stack, MixedPrecisionStack) else stack
+    exact = getattr(stack, "exact", stack)
 
     def step(z: Tensor, i: int) -> Tensor:
         x = (x_cond.unflatten(0, (-1, z.shape[0])) + F.linear(z, w[:, :lat])).flatten(0, 1)
@@ -138,3 +139,39 @@ def guided_sample(
             pred = pu + cfg_scale * (pc - pu)
         z = scheduler.step(pred, t, z, **extra).prev_sample
     return z
+
+
+@torch.no_grad()
+def sample_window(
+    model: UniHandModel,
+    scheduler: SchedulerMixin,
+    batch: dict[str, Tensor],
+    *,
+    num_frames: int,
+    batch_size: int = 1,
+    steps: int | None = None,
+    cfg_scale: float | None = None,
+    generator: torch.Generator | None = None,
+    first_frame: Tensor | None = None,
+) -> Tensor:
+    """One window: conditions -> MANO (B, N, 61) with ``scheduler``. An empty ``batch`` samples
+    ``batch_size`` motions unconditionally; ``batch["frames"]`` (B, N, 3, H, W) uint8 with
+    ``batch["vision_mask"]`` (B, N) adds the vision condition (vision checkpoints only)."""
+    dcfg = model.cfg.diffusion
+    device = model.denoiser.latent_scale.device
+    if any(m in batch for m in MODALITIES):
+        tokens = model.condition_tokens(batch)
+    else:
+        batch_size = batch["frames"].shape[0] if "frames" in batch else batch_size
+        tokens = model.denoiser.null_conditions(batch_size, num_frames).to(device)
+    vision = vision_mask = None
+    if "frames" in batch:
+        vision_mask = batch.get("vision_mask")
+        vision = model.hand_tokens(batch["frames"], first_frame, vision_mask=vision_mask)
+    latent = guided_sample(
+        model.denoiser, scheduler, tokens,
+        steps=steps or dcfg.sample_steps,
+        cfg_scale=dcfg.cfg_scale if cfg_scale is None else cfg_scale,
+        generator=generator, vision=vision, vision_mask=vision_mask,
+    )
+    return model.vae.codec.decode_motion(model.decode_latent(latent, first_frame))

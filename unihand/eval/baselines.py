@@ -17,11 +17,13 @@ import torch
 from scipy.signal import savgol_filter
 from scipy.spatial.transform import Rotation, Slerp
 
-from unihand.pipeline import UniHand
+from unihand.diffusion.sampling import sample_window
+from unihand.models.unihand_model import UniHandModel
+from unihand.pipeline import make_scheduler
 
 
 @torch.no_grad()
-def per_frame(model: UniHand, arrays: dict[str, np.ndarray], seed: int = 0) -> np.ndarray:
+def per_frame(model: UniHandModel, arrays: dict[str, np.ndarray], seed: int = 0) -> np.ndarray:
     """(N, 61) MANO from frame-independent generation; ``arrays`` as ``pipeline.condition_arrays``."""
     n = next(v.shape[0] for k, v in arrays.items() if k in ("kp2d", "kp3d", "mano"))
     seg = model.segment
@@ -33,7 +35,7 @@ def per_frame(model: UniHand, arrays: dict[str, np.ndarray], seed: int = 0) -> n
         else:  # (N, ...) -> (N, seg, ...): each frame alone, repeated over one segment
             batch[k] = t[:, None].expand(n, seg, *t.shape[1:]).contiguous()
     gen = torch.Generator().manual_seed(seed)
-    out = model.sample(batch, num_frames=seg, batch_size=n, generator=gen)
+    out = sample_window(model, make_scheduler(model), batch, num_frames=seg, batch_size=n, generator=gen)
     return out[:, 0].numpy()
 
 

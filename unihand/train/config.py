@@ -50,7 +50,7 @@ class DataConfig:
 
 @dataclass
 class TrainConfig:
-    """Optimisation, checkpoints and devices (:func:`unihand.train.cli.run`)."""
+    """Optimisation, checkpoints and devices (:func:`unihand.train.run.run`)."""
 
     batch_size: int = 32  # per device
     max_steps: int = 2000

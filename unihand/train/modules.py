@@ -1,4 +1,4 @@
-"""Lightning modules: they only drive training; the networks are plain ``nn.Module`` s (``UniHand``)."""
+"""Lightning modules: they only drive training; the networks are plain ``nn.Module`` s (``UniHandModel``)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from unihand.diffusion.sampling import train_scheduler
 from unihand.errors import UserError
 from unihand.hand import load_hand_model
-from unihand.pipeline import UniHand
+from unihand.models.unihand_model import UniHandModel
 from unihand.train.backbone import (POSE_DIMS, BackbonePretrainer, probe_loss, training_step_outputs,
                                     window_pose_targets)
 from unihand.train.losses import FEATURE_BETA, reconstruction_loss
@@ -96,7 +96,7 @@ class _Base(L.LightningModule):
     def fast_parameters(self) -> list[nn.Parameter]:
         """Parameters trained at ``lr x train.vision_lr_mult``: the vision path (none outside the diffusion stage)."""
         model = self.model
-        if not isinstance(model, UniHand) or not model.cfg.vision.enabled:
+        if not isinstance(model, UniHandModel) or not model.cfg.vision.enabled:
             return []
         parts: list[nn.Module] = [model.perceptron, model.init_proj, model.backbone]
         parts += [m for blk in model.denoiser.stack.blocks for m in (blk.cross_attn, blk.cross_norm) if m is not None]
@@ -133,7 +133,7 @@ class VAEModule(_Base):
     they take no part in this stage's loss (DDP requires every trainable parameter to get a gradient).
     """
 
-    def __init__(self, model: UniHand, train_cfg: dict[str, Any]) -> None:
+    def __init__(self, model: UniHandModel, train_cfg: dict[str, Any]) -> None:
         super().__init__(model, train_cfg)
         self.model.requires_grad_(False)
         self.model.vae.requires_grad_(True)
@@ -192,7 +192,7 @@ class DiffusionModule(_Base):
     diffusion loss alone did not provide in CPU-length training (bench/RESULTS.md, issue 4).
     """
 
-    def __init__(self, model: UniHand, train_cfg: dict[str, Any]) -> None:
+    def __init__(self, model: UniHandModel, train_cfg: dict[str, Any]) -> None:
         super().__init__(model, train_cfg)
         self.model.vae.requires_grad_(False)
         self.scheduler = train_scheduler(model.cfg.diffusion)

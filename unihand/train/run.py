@@ -1,4 +1,5 @@
-"""``unihand train vae|diffusion|backbone``: two-stage training from a YAML config plus ``--set`` overrides.
+"""Training runs (``unihand train vae|diffusion|backbone``, :mod:`unihand.cli.train`): two-stage training
+from a YAML config plus ``--set`` overrides.
 
 ``backbone`` is the optional stage 0 of a vision model with the small CNN backbone (pretraining on
 single rendered frames, :mod:`unihand.train.backbone`; its export goes to ``backbone: PATH`` of the
@@ -13,12 +14,11 @@ Runs on CPU or GPU (bf16 mixed precision on GPU), single device or DDP/DeepSpeed
 (``train.devices`` per node x ``train.num_nodes``; ``train.batch_size`` is per device),
 checkpoints every ``ckpt_every`` steps (safetensors, no pickles) and resumes from the last one
 when rerun with the same ``--out``; logs to CSV and TensorBoard; exports the trained model as a
-``UniHand`` checkpoint directory (``OUT/export``).
+``UniHandModel`` checkpoint directory (``OUT/export``).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from pathlib import Path
@@ -45,23 +45,23 @@ def resolve_config(stage: str, config: str | None, overrides: list[str]) -> dict
 
 
 def build_model(stage: str, cfg: dict[str, Any]) -> Any:
-    from unihand.pipeline import UniHand
+    from unihand.models.unihand_model import UniHandModel
 
     if stage == "vae":
-        return UniHand(model_config(cfg["preset"], cfg["model"]))
+        return UniHandModel(model_config(cfg["preset"], cfg["model"]))
     if stage == "backbone":
         from unihand.train.backbone import build_pretrainer
 
         return build_pretrainer(model_config(cfg["preset"], cfg["model"]))
     source = cfg["vae"] or cfg["init"]
-    vae = UniHand.from_pretrained(source)
+    vae = UniHandModel.from_pretrained(source)
     mcfg = model_config(cfg["preset"], deep_update(to_dict(vae.cfg), cfg["model"]))
     if to_dict(mcfg.vae) != to_dict(vae.cfg.vae):
         raise UserError(f"{source}: the VAE checkpoint's architecture differs from the configured one")
-    model = UniHand(mcfg)
+    model = UniHandModel(mcfg)
     model.vae.load_state_dict(vae.vae.state_dict())
     if cfg["init"]:
-        init = vae if source == cfg["init"] else UniHand.from_pretrained(cfg["init"])
+        init = vae if source == cfg["init"] else UniHandModel.from_pretrained(cfg["init"])
         model.load_weights(init.state_dict(), cfg["init"], partial=True)  # the rest keeps its initialisation
         fresh = [k for k in model.state_dict() if k not in init.state_dict()]
         log.info("initialised from %s; %d tensors start fresh (%s...)", cfg["init"], len(fresh), ", ".join(fresh[:3]))
@@ -173,48 +173,3 @@ def check_run_dir(out: Path) -> None:
             pass
     except OSError as err:
         raise UserError(f"--out {out}: cannot write the run there ({err.strerror or err})") from None
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train the joint VAE, the latent diffusion model or the small vision backbone",
-                       description=__doc__.splitlines()[0])
-    p.add_argument("stage", choices=["vae", "diffusion", "backbone"])
-    p.add_argument("--config", help="YAML config (see configs/)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set train.max_steps=500 (repeatable)")
-    p.add_argument("--out", required=True, help="run directory (checkpoints, logs, export); rerun to resume")
-    p.set_defaults(func=main)
-
-
-def _setup_logging() -> None:
-    """Each line once: our logger gets one handler; Lightning's loggers keep theirs, without its adverts."""
-    import lightning.pytorch  # noqa: F401  (sets up its loggers' handlers on import)
-
-    if not log.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        log.addHandler(handler)
-        log.setLevel(logging.INFO)
-        log.propagate = False
-    no_tips = logging.Filter()
-    no_tips.filter = lambda record: not str(record.getMessage()).lstrip().startswith("\N{ELECTRIC LIGHT BULB}")
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
-        logger = logging.getLogger(name)
-        logger.propagate = False
-        for h in logger.handlers:
-            h.addFilter(no_tips)
-
-
-def main(args: argparse.Namespace) -> int:
-    import warnings
-
-    _setup_logging()
-    # Lightning's own use of a deprecated torch API, once per run: not the user's concern
-    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
-    cfg = resolve_config(args.stage, args.config, args.overrides)
-    export = run(args.stage, cfg, Path(args.out))
-    from lightning.pytorch.utilities import rank_zero_only
-
-    if rank_zero_only.rank == 0:  # the other ranks of a distributed run export nothing
-        print(f"exported {export}")
-    return 0

@@ -167,3 +167,32 @@ class HandDetector:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class SimulatedDetector:
+    """Plays back a synthetic sequence's detector-like 2D keypoints as per-frame detections.
+
+    Keypoints are given in the pixels of the (cropped) video frames; masked joints keep their
+    true position with confidence 0 (a detector outputs every joint; the low confidence is what
+    marks them), frames where the hand is lost return nothing.
+    """
+
+    def __init__(self, conditions, to_pixels, right_prob: float) -> None:
+        self.c = conditions
+        self.to_pixels = to_pixels
+        self.right_prob = right_prob
+        self.t = 0
+
+    def __call__(self, frame: np.ndarray) -> list[Detection]:
+        t = self.t
+        self.t += 1
+        c = self.c
+        if t >= c.kp2d.shape[0]:
+            return []
+        mask = c.kp2d_mask[t] if c.kp2d_mask.ndim == 2 else np.repeat(c.kp2d_mask[t], 21)
+        if mask.sum() < 2:
+            return []
+        gt = c.extra["kp2d_gt"][t]
+        kp = self.to_pixels(np.where(mask[:, None], c.kp2d[t], gt))
+        conf = np.where(mask, c.kp2d_conf[t] if c.kp2d_conf is not None else 1.0, 0.0)
+        return [Detection(kp.astype(np.float32), conf.astype(np.float32), self.right_prob, 0.95)]

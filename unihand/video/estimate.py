@@ -61,6 +61,8 @@ from unihand.data.io import Conditions, Motion
 from unihand.errors import UserError
 from unihand.export.output_set import recover as recover_outputs
 from unihand.geometry.camera import DEFAULT_FOV_DEG, default_intrinsics, intrinsics_from_fov
+from unihand.models.unihand_model import UniHandModel
+from unihand.pipeline.checks import check_sampling
 from unihand.video.decode import VideoInfo, VideoSource, open_video
 from unihand.video.detect import Detection
 from unihand.video.track import HandTrack, track_hands
@@ -371,8 +373,8 @@ def estimate_video(
     if model is None:
         with timings("load_model"):
             model = load_model(checkpoint, device, mano_dir, backbone_path)
-    if hasattr(model, "_check_sampling"):  # before any frame is read
-        model._check_sampling(steps, cfg_scale, seed, None, None, 0)
+    if isinstance(model, UniHandModel):  # before any frame is read (tests pass stand-ins)
+        check_sampling(model, steps, cfg_scale, seed, None, None, 0)
     if detector is None:
         from unihand.video.detect import HandDetector
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from unihand.hand.joints import OPENPOSE_PARENTS
+from unihand.viz.video import H264Writer
 
 #: One RGB colour per finger (thumb, index, middle, ring, little) for the reprojected skeleton.
 FINGER_COLORS = np.array(
@@ -178,27 +179,6 @@ def output_size(width: int, height: int, max_side: int = 1280) -> tuple[int, int
     s = min(1.0, max_side / max(width, height))
     w, h = int(round(width * s / 2)) * 2, int(round(height * s / 2)) * 2
     return max(w, 2), max(h, 2), s
-
-
-class H264Writer:
-    """Stream RGB frames into an H.264 (yuv420p, faststart) MP4 through imageio-ffmpeg."""
-
-    def __init__(self, path: str | Path, size: tuple[int, int], fps: float, crf: int = 23) -> None:
-        import imageio_ffmpeg
-
-        self.size = size
-        self._gen = imageio_ffmpeg.write_frames(
-            str(path), size, fps=float(fps), codec="libx264", pix_fmt_in="rgb24", pix_fmt_out="yuv420p",
-            quality=None, macro_block_size=2, ffmpeg_log_level="error",
-            output_params=["-crf", str(crf), "-preset", "veryfast", "-movflags", "+faststart"],
-        )
-        self._gen.send(None)
-
-    def write(self, frame: np.ndarray) -> None:
-        self._gen.send(np.ascontiguousarray(frame, dtype=np.uint8))
-
-    def close(self) -> None:
-        self._gen.close()
 
 
 def render_overlays(

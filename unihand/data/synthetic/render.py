@@ -27,7 +27,7 @@ import numpy as np
 
 from unihand.data.synthetic.scene import BONE_RADIUS, BONES, PALM, Occluders, occluder_polygons, project_occluders
 from unihand.geometry.canonical import rigid_inverse
-from unihand.geometry.letterbox import Letterbox, letterbox
+from unihand.geometry.letterbox import letterbox
 
 #: Skin tones (RGB) from light to dark, jittered per sequence.
 SKIN_TONES = np.array(
