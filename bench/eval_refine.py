@@ -38,7 +38,7 @@ from unihand.eval.baselines import interpolate
 from unihand.eval.metrics import bone_lengths, mpjpe, pa_mpjpe, window_join_ratio
 from unihand.hand import fk_numpy, load_hand_model
 from unihand.pipeline import UniHand
-from unihand.video.estimate import reproject
+from unihand.video.conditions import reproject
 
 GAPS = (8, 16, 32)
 

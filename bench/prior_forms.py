@@ -38,7 +38,7 @@ from unihand.pipeline.windows import generate_windows
 from unihand.refine.objective import RefineConfig, robust
 from unihand.refine.refiner import Refiner
 from unihand.diffusion.sampling import denoise_steps, sample_scheduler
-from unihand.video.estimate import reproject
+from unihand.video.conditions import reproject
 
 VALIDATION_SEED = 900
 CFG = RefineConfig()

@@ -31,7 +31,8 @@ import torch
 from unihand.eval.baselines import pnp_world_landmarks, savgol_smooth
 from unihand.eval.metrics import bone_lengths, joint_acceleration, window_join_ratio
 from unihand.video.detect import HandDetector
-from unihand.video.estimate import estimate_video, load_model, reproject, reprojection_stats
+from unihand.video.conditions import reproject, reprojection_stats
+from unihand.video.estimate import estimate_video, load_model
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "samples" / "right_hand_office.mp4"
 WINDOW, OVERLAP = 48, 16  # UniHand.generate's windows

@@ -5,7 +5,6 @@ test the orchestration in well under a second each; ``test_video_demo.py`` runs 
 through the same path.
 """
 
-import argparse
 import json
 import os
 from pathlib import Path
@@ -17,13 +16,11 @@ import pytest
 from unihand.data.io import Conditions, Motion
 from unihand.errors import UserError
 from unihand.video.decode import open_video, read_all
-from unihand.video.estimate import (
-    DEFAULT_FOV_DEG,
-    OUTPUT_NAMES,
-    estimate_video,
-    resolve_intrinsics,
-    track_conditions,
-)
+from unihand.geometry.camera import DEFAULT_FOV_DEG
+from unihand.video.conditions import track_conditions
+from unihand.video.estimate import estimate_video
+from unihand.video.intrinsics import resolve_intrinsics
+from unihand.video.outputs import OUTPUT_NAMES
 from unihand.video.track import HandTrack
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "samples" / "right_hand_office.mp4"
@@ -257,21 +254,9 @@ def test_absurd_intrinsics(kw, match) -> None:
 
 def _cli(argv: list[str], capsys) -> tuple[int, str, str]:
     """Run the estimate subcommand as ``unihand`` would (UserError -> one line, exit code 2)."""
-    try:
-        from unihand.cli import main
+    from unihand.cli import main
 
-        code = main(argv)
-    except (ImportError, ModuleNotFoundError):  # another subcommand of the tree is mid-way: ours alone
-        from unihand.video import cli as vcli
-
-        p = argparse.ArgumentParser(prog="unihand")
-        vcli.register(p.add_subparsers(dest="command"))
-        args = p.parse_args(argv)
-        try:
-            code = args.func(args)
-        except UserError as e:
-            print(f"unihand {args.command}: error: {e}", file=__import__("sys").stderr)
-            code = 2
+    code = main(argv)
     out = capsys.readouterr()
     return code, out.out, out.err
 

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from unihand.errors import UserError
-from unihand.viz.trajectory import _spans, plot_trajectory
+from unihand.data.windows import true_runs
+from unihand.viz.trajectory import plot_trajectory
 
 
 def test_png_written(tmp_path) -> None:
@@ -27,7 +28,7 @@ def test_png_written(tmp_path) -> None:
 def test_single_frame_and_spans(tmp_path) -> None:
     plot_trajectory(tmp_path / "one.png", np.full((1, 21, 3), 0.4), fps=30)
     assert (tmp_path / "one.png").stat().st_size > 1000
-    assert _spans(np.array([0, 1, 1, 0, 1], bool)) == [(1, 3), (4, 5)]
+    assert true_runs(np.array([0, 1, 1, 0, 1], bool)) == [(1, 3), (4, 5)]
 
 
 def test_bad_path_leaves_nothing(tmp_path) -> None:

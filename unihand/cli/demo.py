@@ -109,7 +109,8 @@ def run_demo(
     """Render, estimate, evaluate; returns the metrics dict (also written to ``demo_metrics.json``)."""
     from unihand.errors import UserError
     from unihand.eval.metrics import evaluate_motion
-    from unihand.video.estimate import check_output_dir, estimate_video, load_model
+    from unihand.video.estimate import estimate_video, load_model
+    from unihand.video.outputs import check_output_dir
     from unihand.viz.video import H264Writer
 
     if frames < 8:

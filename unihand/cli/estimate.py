@@ -7,7 +7,9 @@ import math
 import sys
 
 from unihand.errors import UserError
-from unihand.video.estimate import CONF_THRESHOLD, DEFAULT_FOV_DEG, OUTPUT_NAMES
+from unihand.geometry.camera import DEFAULT_FOV_DEG
+from unihand.video.conditions import CONF_THRESHOLD
+from unihand.video.outputs import OUTPUT_NAMES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

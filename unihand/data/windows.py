@@ -62,6 +62,12 @@ from unihand.geometry.mirror import (
 _MIRROR4 = np.diag([-1.0, 1.0, 1.0, 1.0]).astype(np.float32)
 
 
+def true_runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """``[start, end)`` frame ranges of the maximal runs of True in a (N,) mask."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], np.asarray(mask, bool).astype(np.int8), [0]])))
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]
+
+
 def _per_joint(mask: np.ndarray | None, n: int) -> np.ndarray:
     if mask is None:
         return np.ones((n, 21), dtype=bool)

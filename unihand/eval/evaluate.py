@@ -24,6 +24,7 @@ import numpy as np
 from unihand.data.datasets.common import Track, canonical_window
 from unihand.data.datasets.ho3d import write_submission
 from unihand.data.io import Conditions
+from unihand.data.windows import true_runs
 from unihand.errors import UserError
 from unihand.eval.metrics import aggregate, evaluate_motion
 from unihand.geometry.camera import normalize_keypoints
@@ -108,9 +109,8 @@ def model_predictor(model: Any, *, steps: int | None = None, cfg_scale: float | 
 
 
 def valid_runs(valid: np.ndarray) -> list[slice]:
-    """Maximal runs of consecutive True frames."""
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], valid.astype(np.int8), [0]])))
-    return [slice(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]
+    """Maximal runs of consecutive True frames, as slices."""
+    return [slice(a, b) for a, b in true_runs(valid)]
 
 
 def evaluate_tracks(

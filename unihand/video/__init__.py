@@ -6,13 +6,14 @@
 
 from unihand.video.decode import VideoInfo, VideoSource, open_video
 from unihand.video.detect import Detection, HandDetector
-from unihand.video.estimate import DEFAULT_FOV_DEG, EstimateResult, HandResult, estimate_video, resolve_intrinsics
+from unihand.video.estimate import EstimateResult, EstimateSettings, HandResult, estimate_video
+from unihand.video.intrinsics import resolve_intrinsics
 from unihand.video.track import HandTrack, track_hands
 
 __all__ = [
-    "DEFAULT_FOV_DEG",
     "Detection",
     "EstimateResult",
+    "EstimateSettings",
     "HandDetector",
     "HandResult",
     "HandTrack",
