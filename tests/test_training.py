@@ -140,3 +140,18 @@ def test_vision_diffusion_trains_on_rendered_frames(tmp_path: Path) -> None:
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters())
     frames = np.random.default_rng(0).integers(0, 255, (16, 48, 64, 3), dtype=np.uint8)
     assert np.all(np.isfinite(model.generate(None, frames=frames, seed=0).joints))
+
+
+def test_min_snr_weights_follow_the_schedule() -> None:
+    """``train.min_snr_gamma``: weights min(SNR_t, gamma), normalised to mean 1; 0 keeps the uniform loss."""
+    from unihand.diffusion.sampling import train_scheduler
+    from unihand.config import model_config
+    from unihand.train.modules import min_snr_weights
+
+    ac = train_scheduler(model_config("small").diffusion).alphas_cumprod
+    assert min_snr_weights(ac, 0.0) is None
+    w = min_snr_weights(ac, 5.0)
+    snr = (ac / (1 - ac)).float()
+    torch.testing.assert_close(w.mean(), torch.tensor(1.0))
+    torch.testing.assert_close(w / w[-1], torch.clamp(snr, max=5.0) / snr[-1])  # proportional to min(SNR, 5)
+    assert (w[snr >= 5.0] == w.max()).all() and w[-1] < 0.01 * w.max()  # capped at low noise, small at pure noise

@@ -107,6 +107,12 @@ PRESETS: dict[str, dict[str, Any]] = {
         "diffusion": {"d_model": 128, "layers": 4, "heads": 4, "ffn": 256},
         "vision": {"heads": 4},
     },
+    # between the two: a workstation GPU or a long CPU run
+    "base": {
+        "vae": {"d_model": 256, "layers": 6, "heads": 8, "ffn": 1024},
+        "diffusion": {"d_model": 256, "layers": 8, "heads": 8, "ffn": 1024},
+        "vision": {"heads": 8},
+    },
 }
 
 

@@ -74,6 +74,7 @@ class TrainConfig:
     perceptron_aux: float = 0.0
     frames_per_window: int = 4  # backbone stage: frames drawn per window
     ema: float = 0.0  # decay of an exponential moving average of the weights, exported (0: off)
+    min_snr_gamma: float = 0.0  # diffusion: min-SNR-gamma weighting of the latent loss (0: uniform, the paper's)
 
     def check(self, where: str) -> None:
         from unihand.train.masking import DEFAULT_KEEP
@@ -88,7 +89,7 @@ class TrainConfig:
         for key in ("lr",):
             if getattr(self, key) <= 0:
                 raise UserError(f"{where}.{key}: expected a number > 0, got {getattr(self, key)!r}")
-        for key in ("weight_decay", "vision_lr_mult", "perceptron_aux"):
+        for key in ("weight_decay", "vision_lr_mult", "perceptron_aux", "min_snr_gamma"):
             if getattr(self, key) < 0:
                 raise UserError(f"{where}.{key}: expected a number >= 0, got {getattr(self, key)!r}")
         if not 0 <= self.ema < 1:

@@ -196,6 +196,8 @@ class DiffusionModule(_Base):
         super().__init__(model, train_cfg)
         self.model.vae.requires_grad_(False)
         self.scheduler = train_scheduler(model.cfg.diffusion)
+        self.register_buffer("t_weight", min_snr_weights(self.scheduler.alphas_cumprod,
+                                                         float(train_cfg.get("min_snr_gamma", 0.0))), persistent=False)
         self.aux_weight = float(train_cfg.get("perceptron_aux", 0.0))
         if self.aux_weight > 0:
             if not model.cfg.vision.enabled:
@@ -240,7 +242,10 @@ class DiffusionModule(_Base):
             else:
                 vision = model.hand_tokens(batch["frames"], mano[:, 0], known, vision_mask)
         z0_hat = model.denoiser(z_t, t, tokens, vision, vision_mask)
-        l_simple = F.mse_loss(z0_hat, z0)
+        if self.t_weight is None:
+            l_simple = F.mse_loss(z0_hat, z0)
+        else:  # per-window latent error, weighted by its timestep's min(SNR, gamma) (mean weight 1)
+            l_simple = (self.t_weight[t] * (z0_hat - z0).pow(2).flatten(1).mean(1)).mean()
         extra: dict[str, Tensor] = {}
         if vision is not None:  # the same names on every rank and step (0 for a batch without vision)
             extra["token_spread"] = token_spread(vision.detach(), vision_mask)
@@ -254,6 +259,17 @@ class DiffusionModule(_Base):
         self._log(prefix, {"loss": loss.detach(), "simple": l_simple.detach(), "rec": rec.detach(), **parts,
                            **{k: v.detach() for k, v in extra.items()}}, b)
         return loss
+
+
+def min_snr_weights(alphas_cumprod: Tensor, gamma: float) -> Tensor | None:
+    """Min-SNR-gamma loss weights per training timestep for a clean-sample (x0) prediction (Hang et al.,
+    ICCV 2023): ``min(SNR_t, gamma)``, normalised to mean 1 over the timesteps so the learning rate keeps
+    its meaning; None for ``gamma = 0`` (uniform, the paper's)."""
+    if gamma <= 0:
+        return None
+    snr = alphas_cumprod / (1 - alphas_cumprod)
+    w = torch.clamp(snr, max=gamma).float()
+    return w / w.mean()
 
 
 class BackboneModule(_Base):
