@@ -20,9 +20,9 @@ import argparse
 
 import numpy as np
 import torch
+from scipy.spatial.transform import Rotation
 
 from unihand.data.synthetic import SyntheticWorld
-from unihand.data.synthetic._rot import matrix_to_rotvec, rotvec_to_matrix
 from unihand.data.synthetic.motion import (
     DIP, MCP, PIP, aperture, sample_finger_motion, sample_wrist_motion,
 )
@@ -57,8 +57,8 @@ def world_stats(seed: int, count: int) -> dict[str, np.ndarray]:
             vel.append(np.diff(np.stack([a[:, j, k] for j, k in _SYNERGY_ANGLES], -1), axis=0))
             wrist = s.motion.joints[:, 0].astype(np.float64)
             peak.append(np.linalg.norm(np.diff(wrist, axis=0), axis=-1).max() * s.motion.fps)
-            R = rotvec_to_matrix(s.motion.global_orient.astype(np.float64))
-            rel = matrix_to_rotvec(np.swapaxes(R[:1], 1, 2) @ R)  # about the first frame's hand axes
+            R = Rotation.from_rotvec(s.motion.global_orient.astype(np.float64))
+            rel = (R[0].inv() * R).as_rotvec()  # about the first frame's hand axes
             excursion.append(np.rad2deg(rel.max(0) - rel.min(0)))
             dips.append((a[:, PIP, 0], a[:, DIP, 0]))
     return dict(angles=np.concatenate(angles), peak=np.array(peak), excursion=np.array(excursion),
@@ -94,7 +94,8 @@ def episode_stats(seed: int, count: int) -> dict[str, np.ndarray]:
         out["grip"].append(np.rad2deg([f.angles[i_hold, j, c] for j, c in _SYNERGY_ANGLES]))
         held = (t > ep.contact + 0.1) & (t < ep.release)
         out["hold"].append(np.rad2deg(f.angles[held].mean(0)))
-        rel = matrix_to_rotvec(np.swapaxes(w.rotation[:1], 1, 2) @ w.rotation)  # body axes
+        R = Rotation.from_matrix(w.rotation)
+        rel = (R[0].inv() * R).as_rotvec()  # body axes
         out["excursion"].append(np.rad2deg(rel.max(0) - rel.min(0)))
     return {k: np.array(v) for k, v in out.items()}
 

@@ -58,6 +58,17 @@ def test_numpy_in_numpy_out():
     assert viol.dtype == np.bool_ and viol.shape == (4,)
 
 
+@pytest.mark.parametrize("is_right", [True, False])
+def test_numpy_path_equals_torch(is_right):
+    """The numpy (scipy) conversion, the synthetic generator's, equals the torch (roma) one."""
+    rng = np.random.default_rng(0)
+    for angles in (random_angles(256).numpy().reshape(4, 64, 15, 3), rng.uniform(-3.0, 3.0, size=(256, 15, 3))):
+        fast = angles_to_hand_pose(angles, is_right=is_right)
+        ref = angles_to_hand_pose(torch.from_numpy(angles), is_right=is_right).numpy()
+        assert fast.shape == angles.shape[:-2] + (45,)
+        np.testing.assert_allclose(fast, ref, rtol=0, atol=1e-12)
+
+
 def test_left_hand_pose_is_the_mirrored_right_pose():
     angles = random_angles(3)
     right = angles_to_hand_pose(angles).view(3, 15, 3)

@@ -85,3 +85,16 @@ def test_differentiable_including_zero_rotation() -> None:
     y = torch.randn(3, 6, dtype=torch.float64, requires_grad=True)
     rot.rot6d_to_axis_angle(y).sum().backward()
     assert torch.isfinite(y.grad).all()
+
+
+def test_axis_angle_continuous_in_time_through_pi() -> None:
+    axis = np.array([0.0, 0.6, 0.8])
+    seq = np.outer(np.linspace(2.6, 3.8, 40), axis)  # a turn through 180 degrees
+    R = rot.axis_angle_to_matrix(np.stack([seq, -seq[::-1]]))  # (2, 40, 3, 3): two time series
+    cont = rot.matrix_to_axis_angle_continuous(R)
+    assert cont.shape == (2, 40, 3)
+    np.testing.assert_allclose(cont[0], seq, atol=1e-9)
+    # the second starts beyond pi: frame 0 is taken in [0, pi], the rest follow it continuously
+    np.testing.assert_allclose(cont[1], 2 * np.pi * axis - seq[::-1], atol=1e-9)
+    assert np.linalg.norm(cont[1, 0]) < np.pi
+    np.testing.assert_allclose(rot.axis_angle_to_matrix(cont), R, atol=1e-12)

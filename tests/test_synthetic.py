@@ -6,12 +6,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from unihand.data.synthetic import SynthConfig, SyntheticWorld
-from unihand.data.synthetic._rot import (
-    angles_to_hand_pose_fast, matrix_to_rotvec, matrix_to_rotvec_continuous, rotvec_to_matrix,
-)
 from unihand.data.synthetic.motion import (
     ACTIVITIES, DIP, DIP_NOISE, DIP_PIP_RATIO, PIP, POSES, SAFE_LIMITS, SPEED_RANGE, TREMOR, aperture, reach_size,
     sample_finger_motion, sample_wrist_motion,
@@ -22,7 +18,6 @@ from unihand.data.synthetic.scene import occluder_polygons, project_occluders
 from unihand.data.synthetic.smooth import keyframe_track, minimum_jerk, skewed_minimum_jerk, skewed_minimum_jerk_peak
 from unihand.geometry.canonical import rigid_inverse
 from unihand.geometry.mirror import mirror_mano_vector, mirror_points
-from unihand.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from unihand.hand import angles_to_hand_pose, fk_numpy, hand_pose_to_angles, limit_violation, load_hand_model
 from unihand.hand.anatomy import JOINT_LIMITS
 
@@ -289,24 +284,6 @@ def test_frames_have_black_bars_and_a_cluttered_background() -> None:
     assert oy > 0 and f[:, :oy].max() == 0 and f[:, 96 - oy:].max() == 0
     active = f[:, oy:96 - oy].reshape(48, -1, 3)
     assert active.std(axis=1).mean() > 10  # not a flat background
-
-
-# --- numpy kernels vs the public torch versions ---------------------------------------------
-
-def test_fast_rotation_kernels_agree_with_geometry() -> None:
-    rng = np.random.default_rng(0)
-    ang = rng.uniform(JOINT_LIMITS[..., 0], JOINT_LIMITS[..., 1], size=(64, 15, 3))
-    np.testing.assert_allclose(angles_to_hand_pose_fast(ang), angles_to_hand_pose(ang), atol=1e-12)
-    v = rng.normal(size=(256, 3)) * 1.2
-    np.testing.assert_allclose(rotvec_to_matrix(v), axis_angle_to_matrix(v), atol=1e-12)
-    R = rotvec_to_matrix(v)
-    np.testing.assert_allclose(matrix_to_rotvec(R), matrix_to_axis_angle(R), atol=1e-9)
-    # a turn through 180 degrees stays continuous and is the same rotation
-    seq = np.outer(np.linspace(2.6, 3.8, 40), [0.0, 0.6, 0.8])
-    cont = matrix_to_rotvec_continuous(rotvec_to_matrix(seq))
-    np.testing.assert_allclose(cont, seq, atol=1e-9)
-    np.testing.assert_allclose(rotvec_to_matrix(cont), rotvec_to_matrix(seq), atol=1e-12)
-    torch.testing.assert_close(torch.from_numpy(rotvec_to_matrix(cont)), axis_angle_to_matrix(torch.from_numpy(seq)))
 
 
 def test_minimum_jerk_keyframes_are_c2() -> None:

@@ -2,6 +2,7 @@
 MANO rotations, positions reproduced when parsed back (by our parser and two third-party ones)."""
 
 import logging
+import warnings
 
 import numpy as np
 import pytest
@@ -13,10 +14,9 @@ from unihand.hand import KinematicHand
 from unihand.hand.joints import MANO_TO_OPENPOSE, OPENPOSE_JOINT_NAMES, OPENPOSE_PARENTS
 from unihand.viz.bvh import (
     CV_TO_YUP,
+    _euler_zxy,
     bvh_joint_positions,
     channel_joints,
-    euler_to_matrix,
-    matrix_to_euler_zxy,
     motion_to_bvh_text,
     read_bvh,
     rest_skeleton,
@@ -52,15 +52,21 @@ def motion(request):
     return make_motion(16, is_right=request.param, seed=3)
 
 
-def test_euler_zxy_roundtrip() -> None:
-    R = Rotation.random(200, random_state=0).as_matrix()
-    e = matrix_to_euler_zxy(R)
-    np.testing.assert_allclose(euler_to_matrix(e, "ZXY"), R, atol=1e-12)
-    # same convention as scipy's intrinsic "ZXY" (R = Rz Rx Ry)
-    np.testing.assert_allclose(Rotation.from_euler("ZXY", e, degrees=True).as_matrix(), R, atol=1e-12)
-    # gimbal lock (x = +-90 degrees) still gives a valid decomposition
-    G = euler_to_matrix(np.array([[30.0, 90.0, 10.0], [0.0, -90.0, 45.0]]))
-    np.testing.assert_allclose(euler_to_matrix(matrix_to_euler_zxy(G)), G, atol=1e-9)
+def test_euler_zxy_is_rz_rx_ry_and_survives_gimbal_lock() -> None:
+    z, x, y = np.deg2rad([30.0, -50.0, 70.0])
+    e = np.eye(3)
+    Rz, Rx, Ry = (Rotation.from_rotvec(a * e[i]).as_matrix() for a, i in ((z, 2), (x, 0), (y, 1)))
+    np.testing.assert_allclose(_euler_zxy(Rz @ Rx @ Ry), [z, x, y], atol=1e-12)
+    R = Rotation.random(200, random_state=0).as_matrix().reshape(4, 50, 3, 3)
+    np.testing.assert_allclose(Rotation.from_euler("ZXY", _euler_zxy(R).reshape(-1, 3)).as_matrix(),
+                               R.reshape(-1, 3, 3), atol=1e-12)
+    # gimbal lock (x = +-90 degrees): a valid decomposition with y = 0, and no warning
+    G = Rotation.from_euler("ZXY", [[30.0, 90.0, 10.0], [0.0, -90.0, 45.0]], degrees=True).as_matrix()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        g = _euler_zxy(G)
+    np.testing.assert_allclose(Rotation.from_euler("ZXY", g).as_matrix(), G, atol=1e-9)
+    assert np.all(g[:, 2] == 0.0)
 
 
 def test_hierarchy_and_channels(motion, tmp_path) -> None:
@@ -190,7 +196,7 @@ def test_rotations_are_the_models_twist_included(motion) -> None:
     order = channel_joints()
     j = OPENPOSE_JOINT_NAMES.index("index_mcp")
     k = order.index(j)
-    local = euler_to_matrix(data.motion[:, 6 + 3 * (k - 1) : 9 + 3 * (k - 1)])
+    local = Rotation.from_euler("ZXY", data.motion[:, 6 + 3 * (k - 1) : 9 + 3 * (k - 1)], degrees=True).as_matrix()
     L = Rotation.from_rotvec(mano[:, 3:6]).as_matrix()
     assert MANO_TO_OPENPOSE[j] == 1
     np.testing.assert_allclose(local, A @ L @ A.T, atol=1e-6)

@@ -43,6 +43,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from unihand.geometry.alignment import umeyama
+
 #: Frames are tracked at this size (longer side, pixels).
 WORK_SIZE = 640
 #: Tracked background points kept per frame (replenished below 80 % of it).
@@ -259,24 +261,15 @@ def _matrix_to_rotvec(R: np.ndarray) -> np.ndarray:
 def _rotation_between(ba: np.ndarray, bb: np.ndarray, thr: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Rotation R with ``bb ~ R ba`` (unit bearings (n, 3)), RANSAC over 2-point Kabsch fits; (R, inliers)."""
     n = len(ba)
-
-    def kabsch(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        u, _, vt = np.linalg.svd(b.T @ a)
-        d = np.sign(np.linalg.det(u @ vt))
-        return u @ np.diag([1.0, 1.0, d]) @ vt
-
-    best, best_in = np.eye(3), np.ones(n, bool)
     if n < 3:
-        return best, best_in
-    best_count = -1
-    for _ in range(60):
-        i = rng.choice(n, 2, replace=False)
-        R = kabsch(ba[i], bb[i])
-        inl = np.linalg.norm(bb - ba @ R.T, axis=1) < thr
-        if inl.sum() > best_count:
-            best, best_in, best_count = R, inl, int(inl.sum())
-    if best_count >= 3:
-        best = kabsch(ba[best_in], bb[best_in])
+        return np.eye(3), np.ones(n, bool)
+    pairs = np.stack([rng.choice(n, 2, replace=False) for _ in range(60)])
+    R = umeyama(ba[pairs], bb[pairs], scale=False, translation=False)[1]  # (60, 3, 3)
+    inliers = np.linalg.norm(bb - ba @ np.swapaxes(R, -1, -2), axis=-1) < thr  # (60, n)
+    k = int(inliers.sum(-1).argmax())  # the first of the best, as drawn
+    best, best_in = R[k], inliers[k]
+    if best_in.sum() >= 3:
+        best = umeyama(ba[best_in], bb[best_in], scale=False, translation=False)[1]
         best_in = np.linalg.norm(bb - ba @ best.T, axis=1) < thr
     return best, best_in
 

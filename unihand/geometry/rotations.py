@@ -1,7 +1,8 @@
 """Rotation conversions: axis-angle <-> matrix <-> 6D <-> quaternion.
 
 Batched over leading dims and differentiable. Every function takes torch tensors, or numpy
-arrays (then it returns numpy arrays of the same dtype, see :func:`accepts_numpy`).
+arrays (then it returns numpy arrays of the same dtype, see :func:`accepts_numpy`); the one
+exception, :func:`matrix_to_axis_angle_continuous` for time series of data, is numpy only.
 
 Conventions:
 
@@ -13,7 +14,8 @@ Conventions:
 - quaternion ``(..., 4)``: **xyzw** (scalar last) as roma and scipy; the ``*_wxyz`` helpers
   convert the scalar-first layout that HOT3D stores (``q_wxyz``).
 
-The conversions themselves are roma's; only the 6D packing and the numpy wrapper are ours.
+The conversions themselves are roma's (scipy's for the numpy-only one); only the 6D packing,
+the numpy wrapper and the sign continuity in time are ours.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any, Callable, TypeVar
 import numpy as np
 import roma
 import torch
+from scipy.spatial.transform import Rotation
 
 Array = TypeVar("Array", torch.Tensor, np.ndarray)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -137,3 +140,24 @@ def matrix_to_quat_wxyz(matrix: Array) -> Array:
 def compose_axis_angle(rotation: Array, axis_angle: Array) -> Array:
     """Axis-angle of ``rotation @ R(axis_angle)``: rotate an orientation by a (..., 3, 3) matrix."""
     return matrix_to_axis_angle(rotation @ axis_angle_to_matrix(axis_angle))
+
+
+def matrix_to_axis_angle_continuous(matrix: np.ndarray) -> np.ndarray:
+    """(..., N, 3, 3) rotation sequences (time on axis -3) -> (..., N, 3) axis-angle continuous in time.
+
+    Frame 0 has its angle in [0, pi]; each later frame takes the quaternion sign nearest the
+    previous frame's, so the angle passes pi smoothly instead of jumping by 2 pi (valid up to
+    2 pi). numpy only, float64 (scipy: no torch dispatch on the data generator's hot path).
+    """
+    matrix = np.asarray(matrix, dtype=np.float64)
+    rotation = Rotation.from_matrix(matrix.reshape(-1, 3, 3))
+    rotvec = rotation.as_rotvec().reshape(matrix.shape[:-1])  # angle in [0, pi]: the quaternion with w >= 0
+    quat = rotation.as_quat().reshape(matrix.shape[:-2] + (4,))
+    quat *= np.where(quat[..., 3:] < 0, -1.0, 1.0)
+    flips = np.sign((quat[..., 1:, :] * quat[..., :-1, :]).sum(-1))
+    flips[flips == 0] = 1.0
+    sign = np.cumprod(np.concatenate([np.ones_like(flips[..., :1]), flips], axis=-1), axis=-1)
+    angle = np.linalg.norm(rotvec, axis=-1)
+    # -q: the same rotation, by angle - 2 pi about the same axis
+    longer = (sign < 0) & (angle > 0)
+    return rotvec * np.where(longer, 1.0 - 2.0 * np.pi / np.where(longer, angle, 1.0), 1.0)[..., None]

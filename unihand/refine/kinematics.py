@@ -27,7 +27,7 @@ import roma
 import torch
 from torch import nn
 
-from unihand.hand.anatomy import _FRAMES, angles_to_hand_pose, hand_pose_to_angles
+from unihand.hand.anatomy import JOINT_FRAMES, angles_to_hand_pose, hand_pose_to_angles
 from unihand.hand.joints import MANO_PARENTS, MANO_TO_OPENPOSE
 
 def _free_angles() -> np.ndarray:
@@ -120,7 +120,7 @@ def _euler_parts(angles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         torch.stack([sf * sa * ct + cf * st, -sf * sa * st + cf * ct, -sf * ca], -1),
         torch.stack([-cf * sa * ct + sf * st, cf * sa * st + sf * ct, cf * ca], -1),
     ], -2)
-    frames = torch.from_numpy(_FRAMES).to(angles)
+    frames = torch.from_numpy(JOINT_FRAMES).to(angles)
     local = frames @ r @ frames.transpose(-1, -2)
     axes = torch.stack([torch.stack([one, zero, zero], -1), torch.stack([zero, cf, sf], -1),
                         torch.stack([sa, -sf * ca, cf * ca], -1)], -2)
@@ -143,7 +143,7 @@ def pose_joints(hand: nn.Module, state: PoseState, jacobian: bool = True) -> tup
     j_rot = torch.stack([torch.stack([zero, z, -y], -1), torch.stack([-z, zero, x], -1),
                          torch.stack([y, -x, zero], -1)], -2)  # (N, 21, 3 coords, 3 axes)
     # free finger angles: their intrinsic Euler axes in camera coordinates, through their joints
-    frames = torch.from_numpy(_FRAMES).to(joints)[_FREE_JOINT]  # columns: flexion, abduction, twist axes
+    frames = torch.from_numpy(JOINT_FRAMES).to(joints)[_FREE_JOINT]  # columns: flexion, abduction, twist axes
     parent = out.rotations[:, _PARENT_OF[_FREE_JOINT]]  # (N, F, 3, 3)
     axes = (parent @ (frames @ local_axes[:, _FREE_JOINT, _FREE_AXIS, :, None]))[..., 0]  # (N, F, 3)
     arm = (joints[:, :, None, :] - out.joints16[:, None, 1 + _FREE_JOINT]) * _MOVES_FREE  # (N, 21, F, 3)

@@ -11,8 +11,9 @@ Conventions of the file:
   (x right, y down, z forward) are rotated 180 degrees about x: ``(x, y, z) -> (x, -y, -z)``
   (:data:`CV_TO_YUP`, a proper rotation, so a right hand stays a right hand).
 - Rotation channels ``Zrotation Xrotation Yrotation`` in degrees: a joint's local rotation is
-  ``Rz @ Rx @ Ry`` and a child's position is ``parent_pos + R_parent_global @ offset``
-  (the usual BVH / Blender / CMU convention). Angles are unwrapped over time.
+  ``Rz @ Rx @ Ry`` (scipy's intrinsic ``"ZXY"``) and a child's position is
+  ``parent_pos + R_parent_global @ offset`` (the usual BVH / Blender / CMU convention). Angles
+  are unwrapped over time; at gimbal lock (x = +-90 degrees) y is 0.
 - Rest pose (the OFFSETs): the hand model's own rest joints for the sequence's shape (the mean
   ``betas`` row; one row on every frame for refined motions), the flat hand of MANO's zero pose,
   stood upright: fingers along +Y, palm facing +Z, the thumb toward +X for a right hand (-X for
@@ -37,11 +38,13 @@ import io
 import logging
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from unihand.files import atomic_write
 from unihand.hand.joints import MANO_TO_OPENPOSE, OPENPOSE_JOINT_NAMES, OPENPOSE_PARENTS
@@ -63,46 +66,11 @@ def _unit(v: np.ndarray, eps: float = 1e-9) -> np.ndarray:
     return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), eps)
 
 
-def _rot_x(a: np.ndarray) -> np.ndarray:
-    c, s = np.cos(a), np.sin(a)
-    o, z = np.ones_like(a), np.zeros_like(a)
-    return np.stack([o, z, z, z, c, -s, z, s, c], -1).reshape(a.shape + (3, 3))
-
-
-def _rot_y(a: np.ndarray) -> np.ndarray:
-    c, s = np.cos(a), np.sin(a)
-    o, z = np.ones_like(a), np.zeros_like(a)
-    return np.stack([c, z, s, z, o, z, -s, z, c], -1).reshape(a.shape + (3, 3))
-
-
-def _rot_z(a: np.ndarray) -> np.ndarray:
-    c, s = np.cos(a), np.sin(a)
-    o, z = np.ones_like(a), np.zeros_like(a)
-    return np.stack([c, -s, z, s, c, z, z, z, o], -1).reshape(a.shape + (3, 3))
-
-
-_AXIS_ROT = {"X": _rot_x, "Y": _rot_y, "Z": _rot_z}
-
-
-def euler_to_matrix(angles_deg: np.ndarray, order: str = "ZXY") -> np.ndarray:
-    """(..., 3) angles in degrees, applied as ``R = R_order[0] @ R_order[1] @ R_order[2]``."""
-    a = np.deg2rad(np.asarray(angles_deg, dtype=np.float64))
-    R = _AXIS_ROT[order[0]](a[..., 0])
-    for k in (1, 2):
-        R = R @ _AXIS_ROT[order[k]](a[..., k])
-    return R
-
-
-def matrix_to_euler_zxy(R: np.ndarray) -> np.ndarray:
-    """(..., 3, 3) -> (..., 3) degrees (z, x, y) with ``R = Rz @ Rx @ Ry``."""
-    # R = Rz Rx Ry: R[2,1] = sin x; R[2,0] = -cos x sin y; R[2,2] = cos x cos y;
-    # R[0,1] = -sin z cos x; R[1,1] = cos z cos x
-    x = np.arcsin(np.clip(R[..., 2, 1], -1.0, 1.0))
-    cx = np.cos(x)
-    regular = cx > 1e-6
-    y = np.where(regular, np.arctan2(-R[..., 2, 0], R[..., 2, 2]), 0.0)
-    z = np.where(regular, np.arctan2(-R[..., 0, 1], R[..., 1, 1]), np.arctan2(R[..., 1, 0], R[..., 0, 0]))
-    return np.rad2deg(np.stack([z, x, y], axis=-1))
+def _euler_zxy(R: np.ndarray) -> np.ndarray:
+    """(..., 3, 3) -> (..., 3) radians (z, x, y) with ``R = Rz @ Rx @ Ry``; y = 0 at gimbal lock."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Gimbal lock", category=UserWarning)
+        return Rotation.from_matrix(R.reshape(-1, 3, 3)).as_euler("ZXY").reshape(R.shape[:-1])
 
 
 @dataclass
@@ -202,7 +170,7 @@ def motion_to_bvh_text(
                         "(joints from another hand model? give the MANO files the motion was made with)",
                         where, getattr(hand, "kind", "?"), gap * 1e3)
     root = joints[:, 0] @ CV_TO_YUP.T
-    euler = np.rad2deg(np.unwrap(np.deg2rad(matrix_to_euler_zxy(local_rotations(rotations, skel))), axis=0))
+    euler = np.rad2deg(np.unwrap(_euler_zxy(local_rotations(rotations, skel)), axis=0))
     f = f"{{:.{precision}f}}"
     out = io.StringIO()
     out.write("HIERARCHY\n")
@@ -352,7 +320,7 @@ def bvh_positions(data: BVHData) -> np.ndarray:
             if c.endswith("position"):
                 t[:, "XYZ".index(axis)] = vals[:, k] if data.parents[j] < 0 else t[:, "XYZ".index(axis)] + vals[:, k]
             else:
-                R = R @ _AXIS_ROT[axis](np.deg2rad(vals[:, k]))
+                R = R @ Rotation.from_euler(axis, vals[:, k : k + 1], degrees=True).as_matrix()
         p = data.parents[j]
         if p < 0:
             pos[:, j] = t

@@ -15,15 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from unihand.data.windows import true_runs
 from unihand.files import atomic_write
 from unihand.hand.joints import OPENPOSE_PARENTS
-
-
-def _spans(mask: np.ndarray) -> list[tuple[int, int]]:
-    """[start, end) index ranges where ``mask`` is true."""
-    m = np.concatenate([[False], np.asarray(mask, bool), [False]])
-    d = np.diff(m.astype(int))
-    return list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)))
 
 
 def plot_trajectory(
@@ -102,7 +96,7 @@ def plot_trajectory(
     for k in range(3):
         a = fig.add_subplot(3, 2, 2 * (k + 1))
         a.plot(t, wrist[:, k], color=("C0", "C1", "C2")[k], lw=1.2)
-        for s, e in _spans(infilled):
+        for s, e in true_runs(infilled):
             a.axvspan(t[s] - 0.5 / fps, t[min(e, n) - 1] + 0.5 / fps, color="red", alpha=0.15, lw=0)
         a.set_ylabel(f"wrist {names[k]} (m)", fontsize=8)
         a.tick_params(labelsize=7)

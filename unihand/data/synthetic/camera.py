@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
-from unihand.data.synthetic._rot import rotvec_to_matrix
 from unihand.data.synthetic.smooth import smooth_noise
 from unihand.geometry.camera import intrinsics_from_fov
 from unihand.geometry.canonical import rigid_inverse
@@ -103,7 +103,7 @@ def head_motion(
     amp_t = trans_m * np.array([1.0, 0.6, 0.8]) * rng.uniform(0.3, 1.0, size=3)
     both = smooth_noise(rng, t, (6,), np.concatenate([amp_r, amp_t]), fmin=0.1, fmax=0.7)
     rv, tr = both[:, :3], both[:, 3:]
-    R = rotvec_to_matrix(rv)
+    R = Rotation.from_rotvec(rv).as_matrix()
     R = np.swapaxes(R[:1], -1, -2) @ R  # R_0^T R_i: identity at frame 0
     T = np.zeros((len(t), 4, 4))
     T[:, :3, :3] = R
@@ -118,14 +118,6 @@ HEAD_MOTIONS = ("gentle", "realistic")
 #: The camera's centre relative to the head's pivot (the neck), in the camera frame: 10 cm up
 #: (-y) and 8 cm forward, as glasses or a head strap sit. Turning the head moves the camera.
 NECK_TO_CAMERA = np.array([0.0, -0.10, 0.08])
-
-
-def _rotation_to_rotvec(R: np.ndarray) -> np.ndarray:
-    from unihand.data.synthetic._rot import matrix_to_quat, quat_to_rotvec
-
-    q = matrix_to_quat(R)
-    q = np.where(q[..., 3:] < 0, -q, q)  # the short way round
-    return quat_to_rotvec(q)
 
 
 def realistic_head_motion(rng: np.random.Generator, t: np.ndarray) -> np.ndarray:
@@ -166,7 +158,7 @@ def realistic_head_motion(rng: np.random.Generator, t: np.ndarray) -> np.ndarray
         step *= rng.uniform(0.08, 0.25) / np.linalg.norm(step)
         t0, dur = rng.uniform(t[0] - 0.5, t[0] + max(dur_total - 0.3, 0.0)), rng.uniform(0.8, 2.0)
         body = body + minimum_jerk((t - t0) / dur)[:, None] * step
-    R = rotvec_to_matrix(rv)
+    R = Rotation.from_rotvec(rv).as_matrix()
     R = np.swapaxes(R[:1], -1, -2) @ R  # R_0^T R_i: identity at frame 0
     off = NECK_TO_CAMERA
     T = np.zeros((len(t), 4, 4))
@@ -198,8 +190,8 @@ def hand_anchor(camera: CameraSpec, fps: float) -> tuple[np.ndarray, np.ndarray]
     from scipy.ndimage import gaussian_filter1d
 
     sigma = FOLLOW_SMOOTHING_S * fps
-    rv = gaussian_filter1d(_rotation_to_rotvec(R), sigma, axis=0, mode="nearest")
-    slow = rotvec_to_matrix(camera.hand_follow * rv)
+    rv = gaussian_filter1d(Rotation.from_matrix(R).as_rotvec(), sigma, axis=0, mode="nearest")
+    slow = Rotation.from_rotvec(camera.hand_follow * rv).as_matrix()
     slow = np.swapaxes(slow[:1], -1, -2) @ slow
     travel = gaussian_filter1d(c, sigma, axis=0, mode="nearest")
     return slow, camera.hand_follow_translation * (travel - travel[:1])

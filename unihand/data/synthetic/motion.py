@@ -49,12 +49,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
-from unihand.data.synthetic._rot import angles_to_hand_pose_fast, euler_xyz_to_matrix, rotvec_to_matrix
 from unihand.data.synthetic.smooth import (
     keyframe_track, minimum_jerk, skewed_minimum_jerk, skewed_minimum_jerk_peak, smooth_noise,
 )
-from unihand.hand.anatomy import JOINT_LIMITS
+from unihand.hand.anatomy import JOINT_FRAMES, JOINT_LIMITS
 from unihand.hand.kinematic import REST_OFFSETS
 
 FINGER_NAMES = ("index", "middle", "little", "ring", "thumb")  # MANO order
@@ -201,24 +201,16 @@ def clip_to_limits(angles: np.ndarray) -> np.ndarray:
 _APERTURE_ROWS = [0, 1, 2, 12, 13, 14]  # index MCP, PIP, DIP; thumb CMC, MCP, IP
 
 
-def _aperture_frames() -> np.ndarray:
-    """(6, 3, 3) anatomical frames (columns: flexion, abduction, twist axes) of the index and thumb
-    joints, read off :func:`~._rot.angles_to_hand_pose_fast` as in :mod:`._rot`."""
-    probe = np.zeros((3, 15, 3))
-    for k in range(3):
-        probe[k, :, k] = 1.0
-    axes = angles_to_hand_pose_fast(probe).reshape(3, 15, 3)[:, _APERTURE_ROWS]
-    return np.stack(list(axes), axis=-1)
-
-
-_APERTURE_FRAMES = _aperture_frames()
+#: (6, 3, 3) anatomical frames (columns: flexion, abduction, twist axes) of the index and thumb joints.
+_APERTURE_FRAMES = JOINT_FRAMES[_APERTURE_ROWS]
 
 
 def aperture(angles: np.ndarray) -> np.ndarray:
     """Grip aperture (...,) in metres: thumb-tip to index-tip distance of the mean right hand posed
     with finger angles (..., 15, 3) (the kinematic hand's forward kinematics of those two chains)."""
     angles = np.asarray(angles, dtype=np.float64)[..., _APERTURE_ROWS, :]
-    local = _APERTURE_FRAMES @ euler_xyz_to_matrix(angles) @ np.swapaxes(_APERTURE_FRAMES, -1, -2)
+    euler = Rotation.from_euler("XYZ", angles.reshape(-1, 3)).as_matrix().reshape(angles.shape + (3,))
+    local = _APERTURE_FRAMES @ euler @ np.swapaxes(_APERTURE_FRAMES, -1, -2)
     tips = []
     for first, chain in ((0, (1, 2, 3, 17)), (3, (13, 14, 15, 16))):  # index, thumb (extended joint order)
         pos, glob = REST_OFFSETS[chain[0]], local[..., first, :, :]
@@ -649,7 +641,7 @@ def sample_wrist_motion(
         shift, turn = _episode_path(rng, t, episode, base, box)
     else:
         shift, turn = _free_path(rng, t, base, box, activity, reach_p=0.0 if exits else 0.35)
-    rotation = R0 @ rotvec_to_matrix(noise[:, :3] + turn)
+    rotation = R0 @ Rotation.from_rotvec(noise[:, :3] + turn).as_matrix()
     center = base + noise[:, 3:] + shift
     if exits:  # leave (or enter) the view sideways or vertically, never during a reach or transport
         axis = int(rng.integers(2))

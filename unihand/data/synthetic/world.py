@@ -44,7 +44,6 @@ import numpy as np
 import torch
 
 from unihand.data.io import Conditions, Motion
-from unihand.data.synthetic._rot import angles_to_hand_pose_fast, matrix_to_rotvec_continuous
 from unihand.data.synthetic.camera import CameraSpec, sample_camera
 from unihand.data.synthetic.conditions import ConditionConfig, make_conditions
 from unihand.data.synthetic.motion import PALM_CENTER_OFFSET, sample_betas, sample_finger_motion, sample_wrist_motion
@@ -54,7 +53,8 @@ from unihand.data.synthetic.scene import Occluders, project_occluders_batch, sam
 from unihand.geometry.canonical import rigid_inverse
 from unihand.geometry.letterbox import Letterbox, letterbox
 from unihand.geometry.mirror import mirror_mano
-from unihand.hand import load_hand_model
+from unihand.geometry.rotations import matrix_to_axis_angle_continuous
+from unihand.hand import angles_to_hand_pose, load_hand_model
 
 #: Seed of the training stream; evaluation sets use TEST_SEED + k, disjoint from it.
 TRAIN_SEED = 0
@@ -194,8 +194,8 @@ class SyntheticWorld:
         rotation = np.stack([p.rotation for p in plans])
         root = self.hands[True].rest_root(torch.from_numpy(betas)).numpy()
         transl = np.stack([p.center for p in plans]) - (rotation @ PALM_CENTER_OFFSET) - root
-        global_orient = matrix_to_rotvec_continuous(rotation)
-        hand_pose = angles_to_hand_pose_fast(np.stack([p.angles for p in plans]))
+        global_orient = matrix_to_axis_angle_continuous(rotation)
+        hand_pose = angles_to_hand_pose(np.stack([p.angles for p in plans]))
         T = np.stack([p.camera.T_cano_from_cam for p in plans])
         left = ~right
         if left.any():  # mirror the whole right-handed scene (x -> -x in the canonical frame)
