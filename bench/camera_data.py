@@ -4,11 +4,12 @@
 realistic head motion and the 3D room background at the preset's resolution (GoPro-like
 1280x720, 90 degree field of view by default), writes it as H.264 (CRF 20) and returns the
 video path, the intrinsics of the video's pixels and the sequence (ground truth). Videos are
-cached in ``folder`` by (seed, index, preset, frames).
+cached in ``folder`` by (seed, index, preset, frames) and a digest of the sequence.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -45,7 +46,9 @@ def render_video(index: int, folder: str | os.PathLike, frames: int = 96, preset
     K[1, 2] -= oy
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    video = folder / f"cam_{seed}_{index}_{preset}_{frames}{'' if moving else '_static'}.mp4"
+    # the name holds a digest of the sequence, so a changed generator never reads a stale video
+    digest = hashlib.sha1(seq.motion.joints.tobytes() + seq.camera.T_cano_from_cam.tobytes()).hexdigest()[:10]
+    video = folder / f"cam_{seed}_{index}_{preset}_{frames}{'' if moving else '_static'}_{digest}.mp4"
     if not video.exists():
         rendered = seq.render(size)[:, oy:oy + lb.active_h, ox:ox + lb.active_w]
         tmp = video.with_suffix(".tmp.mp4")
