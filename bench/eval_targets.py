@@ -48,7 +48,7 @@ def evaluate(checkpoint: str | None, seqs: list, num_uncond: int) -> dict[str, f
         rows.setdefault(key, []).append(value)
 
     for i, s in enumerate(seqs):
-        c, gt, fps = s.conditions, s.motion.joints.astype(np.float64), float(s.motion.fps)
+        c, gt = s.conditions, s.motion.joints.astype(np.float64)
         hand = load_hand_model(None, is_right=c.is_right)
         mano = torch.from_numpy(s.motion.mano())[None]
         with torch.no_grad():
