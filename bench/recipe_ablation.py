@@ -8,6 +8,7 @@ PA-MPJPE and MPJPE from the synthetic detector's 2D keypoints, the same with 50 
 dropped, and the mean joint acceleration of unconditional samples over the data's.
 
     .venv/bin/python bench/recipe_ablation.py [--steps 1000] [--variants baseline,ema,min_snr] [--num 32]
+    .venv/bin/python bench/recipe_ablation.py --sampling CKPT     # DDIM step count and spacing
 
 Variants: ``baseline`` (the shipped recipe: x0 target, uniform weighting, linear decay),
 ``ema`` (``train.ema=0.995``), ``min_snr`` (``train.min_snr_gamma=5``), ``ema_min_snr`` (both),
@@ -54,14 +55,18 @@ def train(name: str, steps: int, out: Path) -> float:
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def score(checkpoint: Path, num: int) -> dict[str, float]:
-    """Pure-sampling scores on held-out windows (see the module doc)."""
+def score(checkpoint: Path, num: int, steps: int | None = None, spacing: str = "trailing") -> dict[str, float]:
+    """Pure-sampling scores on held-out windows (see the module doc), DDIM with ``steps`` (None: the
+    checkpoint's) spaced ``spacing`` over the training schedule."""
+    from diffusers import DDIMScheduler
+
     from unihand.data.io import Conditions
     from unihand.data.synthetic.world import TEST_SEED, SynthConfig, SyntheticWorld
     from unihand.eval.metrics import mpjpe, pa_mpjpe
     from unihand.pipeline import UniHandPipeline
 
     pipe = UniHandPipeline.from_pretrained(checkpoint)
+    pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config, timestep_spacing=spacing)
     world = SyntheticWorld(seed=TEST_SEED, config=SynthConfig(frames=48))
     rows: dict[str, list[float]] = {k: [] for k in ("pa", "mp", "pa50", "mp50")}
     for i in range(num):
@@ -73,10 +78,11 @@ def score(checkpoint: Path, num: int) -> dict[str, float]:
                 mask[drop] = False
             cond = Conditions(kp2d=c.kp2d, kp2d_mask=mask, kp2d_conf=c.kp2d_conf, K=c.K, image_size=c.image_size,
                               fps=c.fps, is_right=c.is_right)
-            m, = pipe(cond, generator=torch.Generator().manual_seed(i), refine=False)
+            m, = pipe(cond, num_inference_steps=steps, generator=torch.Generator().manual_seed(i), refine=False)
             rows["pa" + tag].append(pa_mpjpe(m.joints, gt))
             rows["mp" + tag].append(mpjpe(m.joints, gt))
-    unc = pipe(None, num_samples=num, num_frames=48, generator=torch.Generator().manual_seed(0), refine=False)
+    unc = pipe(None, num_samples=num, num_frames=48, num_inference_steps=steps, generator=torch.Generator().manual_seed(0),
+               refine=False)
     acc = lambda j: float(np.linalg.norm(j[2:] - 2 * j[1:-1] + j[:-2], axis=-1).mean() * 30.0**2)  # noqa: E731
     data_acc = float(np.mean([acc(world.sequence(i).motion.joints.astype(np.float64)) for i in range(num)]))
     out = {k: float(np.mean(v)) for k, v in rows.items()}
@@ -91,8 +97,17 @@ def main() -> None:
     ap.add_argument("--variants", default="baseline,ema,min_snr")
     ap.add_argument("--num", type=int, default=32)
     ap.add_argument("--out", type=Path, default=Path("runs/recipe_ablation"))
+    ap.add_argument("--sampling", type=Path, default=None, metavar="CKPT",
+                    help="instead: score one checkpoint with DDIM at 5/10/20/50 steps (trailing) and 10 (leading)")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.sampling is not None:
+        print("| DDIM steps | spacing | 2D PA-MPJPE | 2D MPJPE | 50 % missing PA / MP | uncond. accel / data |")
+        for steps, spacing in ((5, "trailing"), (10, "trailing"), (20, "trailing"), (50, "trailing"), (10, "leading")):
+            r = score(args.sampling, args.num, steps, spacing)
+            print(f"| {steps} | {spacing} | {r['pa']:.2f} | {r['mp']:.1f} | {r['pa50']:.2f} / {r['mp50']:.1f} "
+                  f"| {r['uncond_acc_over_data']:.2f} |", flush=True)
+        return
     results = {}
     path = args.out / "results.json"
     if path.exists():
