@@ -25,7 +25,9 @@ frames are dropped as they are read.
 5. bundle adjustment of keyframe poses and points (pycolmap, i.e. COLMAP's Ceres problem,
    Cauchy loss; without pycolmap the poses of step 4 are kept);
 6. every frame is registered by PnP on the adjusted points (from the interpolated keyframe
-   poses), and frames that cannot be are interpolated.
+   poses); a frame that cannot be (the hand fills the view, or the map starts after it, as frame 0
+   may) gets its rotation from the nearest registered frame it shares tracks with and that frame's
+   camera centre.
 
 Without parallax anywhere (a camera that only turns, or a distant background) the rotations
 are estimated alone (keyframe to keyframe, robust fits to the tracked bearings) and the
@@ -532,14 +534,31 @@ class _Solver:
         ba = self.bundle_adjust(sorted(registered))
         # every frame from the adjusted points, starting from the interpolated keyframe poses
         reg = sorted(registered)
+        turned = []
         for f in range(self.end):
             if f in registered:
                 continue
             guess = self._interpolate(f, reg)
             if not self._pnp(f, guess, ransac=False) and not self._pnp(f, None):
-                self.poses[f] = guess
+                self.poses[f] = self._turned_from(f, reg) or guess
+                turned.append(f)
         return {"keyframes": len(kfs), "registered_keyframes": len(registered), "failed_keyframes": failed,
-                "points": len(self.points), "bundle_adjustment": "pycolmap" if ba else "none (pycolmap not installed)"}
+                "points": len(self.points), "bundle_adjustment": "pycolmap" if ba else "none (pycolmap not installed)",
+                "unregistered_frames": frame_ranges(np.array(turned)) if turned else None}
+
+    def _turned_from(self, f: int, reg: list[int]) -> tuple[np.ndarray, np.ndarray] | None:
+        """A frame PnP cannot register (too few mapped points in view: the hand fills the image, or the map
+        starts later, as frame 0 may): the rotation from the nearest registered frame it shares tracks
+        with, fitted to the tracks' bearings, and that frame's camera centre. None without such a frame."""
+        for r in sorted(reg, key=lambda r: abs(r - f)):
+            common, ia, ib = _smooth_ids(self.ids[r], self.ids[f])
+            if len(common) >= MIN_FEATURES:
+                R_rel, _ = _rotation_between(_bearings(self.xn[r][ia]), _bearings(self.xn[f][ib]), self.thr,
+                                             np.random.default_rng(0))
+                Rr, tr = self.poses[r]
+                R = R_rel @ Rr
+                return R, R @ (Rr.T @ tr)  # same centre: -R^T t kept
+        return None
 
     def _interpolate(self, f: int, reg: list[int]) -> tuple[np.ndarray, np.ndarray]:
         k = int(np.searchsorted(reg, f))
