@@ -27,7 +27,7 @@ left it out). The mean row sums the registered frames, takes the largest max rot
 averages the rest over the sequences. Everything runs on one thread. Needs pycolmap 4.x
 (``pip install pycolmap``; without it the engine also runs without its bundle adjustment).
 
-    .venv/bin/python bench/camera_engines.py [--sequences 4] [--first 0] [--colmap-init-angle 16] [--json out.json]
+    .venv/bin/python bench/camera_engines.py [--sequences 4] [--first 0] [--colmap-init-angle 16] [--engines engine,colmap] [--json out.json]
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ def run_colmap(frames: np.ndarray, K: np.ndarray, hands: np.ndarray, folder: Pat
                            **{k: round(v, 3) for k, v in times.items()}}
 
 
-def run_sequence(index: int, init_angle_deg: float) -> dict[str, Any]:
+def run_sequence(index: int, init_angle_deg: float, engines: tuple[str, ...] = ENGINES) -> dict[str, Any]:
     from unihand.video.decode import open_video, read_all
 
     video, K, seq, to_pixels = render_video(index, CACHE)
@@ -160,9 +160,10 @@ def run_sequence(index: int, init_angle_deg: float) -> dict[str, Any]:
     true_rot = rotation_errors(np.broadcast_to(np.eye(4), T_true.shape), T_true)
     row: dict[str, Any] = {"index": index, "activity": seq.activity, "true_rot_max_deg": float(true_rot.max()),
                            "true_travel_cm": float(100 * np.linalg.norm(T_true[:, :3, 3], axis=1).max())}
-    results = {"engine": run_engine(frames, K, hands)}
-    with tempfile.TemporaryDirectory(prefix="colmap_") as tmp:
-        results["colmap"] = run_colmap(frames, K, hands, Path(tmp), init_angle_deg)
+    results = {"engine": run_engine(frames, K, hands)} if "engine" in engines else {}
+    if "colmap" in engines:
+        with tempfile.TemporaryDirectory(prefix="colmap_") as tmp:
+            results["colmap"] = run_colmap(frames, K, hands, Path(tmp), init_angle_deg)
     for name, (T, registered, info) in results.items():
         row[name] = {**camera_errors(T, T_true, registered), **info,
                      "ms_per_frame": 1000 * info["wall_s"] / len(frames)}
@@ -197,8 +198,10 @@ def main() -> None:
     ap.add_argument("--first", type=int, default=0)
     ap.add_argument("--colmap-init-angle", type=float, default=16.0,
                     help="COLMAP's init_min_tri_angle (degrees; its default 16)")
+    ap.add_argument("--engines", default=",".join(ENGINES), help=f"subset of {','.join(ENGINES)}")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
+    engines = tuple(e for e in ENGINES if e in args.engines.split(","))
     import torch
 
     torch.set_num_threads(1)
@@ -206,15 +209,15 @@ def main() -> None:
     print(f"{'':<10} {'registered':>11} {'rot mean':>8} {'rot max':>8} {'dir deg':>8} {'traj cm':>8} {'ms/frame':>9}")
     rows = []
     for i in range(args.first, args.first + args.sequences):
-        row = run_sequence(i, args.colmap_init_angle)
+        row = run_sequence(i, args.colmap_init_angle, engines)
         print(f"seq {SEED}/{i} ({row['activity']}; true up to {row['true_rot_max_deg']:.0f} deg, "
               f"{row['true_travel_cm']:.0f} cm)")
-        for name in ENGINES:
+        for name in engines:
             print(line(f"  {name}", row[name]), flush=True)
         rows.append(row)
-    summary = {name: mean_row([r[name] for r in rows]) for name in ENGINES}
+    summary = {name: mean_row([r[name] for r in rows]) for name in engines}
     print("mean")
-    for name in ENGINES:
+    for name in engines:
         print(line(f"  {name}", summary[name]))
     if args.json:
         Path(args.json).write_text(json.dumps({"colmap_init_angle_deg": args.colmap_init_angle, "sequences": rows,
