@@ -30,6 +30,7 @@ from unihand.data.io import Conditions
 from unihand.data.synthetic.world import TEST_SEED, SynthConfig, SyntheticWorld
 from unihand.eval.baselines import interpolate
 from unihand.eval.metrics import mpjpe, pa_mpjpe
+from unihand.geometry.mirror import mirror_mano_vector
 from unihand.hand import fk_numpy, limit_violation, load_hand_model
 from unihand.pipeline import UniHandPipeline
 
@@ -51,9 +52,10 @@ def evaluate(checkpoint: str | None, seqs: list, num_uncond: int) -> dict[str, f
     for i, s in enumerate(seqs):
         c, gt = s.conditions, s.motion.joints.astype(np.float64)
         hand = load_hand_model(None, is_right=c.is_right)
-        mano = torch.from_numpy(s.motion.mano())[None]
+        mano = s.motion.mano() if c.is_right else mirror_mano_vector(s.motion.mano())  # the VAE is right-handed
         with torch.no_grad():
-            rec = model.vae.codec.decode_motion(model.decode_latent(model.encode_latent(mano)))[0].numpy()
+            rec = model.vae.codec.decode_motion(model.decode_latent(model.encode_latent(torch.from_numpy(mano)[None])))
+        rec = rec[0].numpy() if c.is_right else mirror_mano_vector(rec[0].numpy())
         add("vae_mpjpe", mpjpe(fk_numpy(hand, rec)[0], gt))
         n = c.num_frames
         drop = np.random.default_rng(i).random(n) < 0.5
