@@ -48,3 +48,21 @@ def test_missing_subcommand_exits_2(capsys) -> None:
     with pytest.raises(SystemExit) as exc:
         main([])
     assert exc.value.code == 2
+
+
+def test_training_configs_ship_inside_the_package(tmp_path, monkeypatch) -> None:
+    """``--config vae_small`` (or the former ``configs/vae_small.yaml``) finds the packaged config from any
+    folder; a file of the user's wins; an unknown name lists the packaged ones."""
+    import pytest
+
+    from unihand.config import config_path, load_yaml, packaged_configs
+    from unihand.errors import UserError
+
+    monkeypatch.chdir(tmp_path)
+    assert {"vae_small", "diffusion_small", "vae_paper", "diffusion_paper"} <= set(packaged_configs())
+    assert config_path("vae_small") == config_path("configs/vae_small.yaml") == packaged_configs()["vae_small"]
+    assert load_yaml("diffusion_small")["vae"] == "runs/vae_small/export"
+    (tmp_path / "vae_small.yaml").write_text("preset: paper\n")
+    assert load_yaml("vae_small.yaml") == {"preset": "paper"}
+    with pytest.raises(UserError, match="packaged configs: .*vae_small"):
+        config_path("nosuch")
