@@ -102,6 +102,23 @@ def test_masked_joints_exert_no_pull() -> None:
     np.testing.assert_allclose(Refiner(HAND)(start, a, seq.motion.fps), outs[0], atol=1e-6)
 
 
+def test_with_nothing_observed_the_sample_keeps_its_motion() -> None:
+    """An unconditional sample has no evidence to move toward: the refinement removes jitter and keeps
+    the movement (it used to flatten a smooth motion to about half its speed)."""
+    seq = _sequence(3, frames=48)
+    true = seq.motion.mano().astype(np.float32)
+    jitter = true.copy()
+    jitter[:, 58:] += np.random.default_rng(0).normal(0, 0.002, (len(true), 3)).astype(np.float32)  # 2 mm
+    arrays = condition_arrays(Conditions(fps=seq.motion.fps), len(true))
+    speed = lambda m: float(np.linalg.norm(np.diff(fk_numpy(HAND, m)[0], axis=0), axis=-1).mean())  # noqa: E731
+    accel = lambda m: float(np.linalg.norm(np.diff(fk_numpy(HAND, m)[0], 2, axis=0), axis=-1).mean())  # noqa: E731
+    out = Refiner(HAND)(jitter, arrays, seq.motion.fps)
+    assert 0.85 * speed(true) < speed(out) < 1.15 * speed(true)
+    assert accel(out) < 0.5 * accel(jitter)  # the jitter is gone
+    flat = Refiner(HAND, RefineConfig(unobserved_prior=1.0))(jitter, arrays, seq.motion.fps)
+    assert speed(flat) < speed(out)
+
+
 def test_one_shape_per_sequence_and_constant_bones(model: UniHand) -> None:
     seq = _sequence(3, frames=48)
     c = seq.conditions

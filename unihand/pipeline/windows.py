@@ -64,7 +64,7 @@ def generate_windows(
         elif "mano_mask" in chunk and chunk["mano_mask"][0, 0] and anchor is None:
             anchor = chunk["mano"][:, 0]
         batch = {k: torch.from_numpy(np.array(v)).to(device) for k, v in chunk.items()}
-        ff = None if anchor is None else torch.from_numpy(np.ascontiguousarray(anchor, np.float32)).to(device)
+        ff = None if anchor is None else torch.tensor(np.asarray(anchor, np.float32)).to(device)
         noise = torch.Generator(device="cpu").manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
         res = sample_window(model, scheduler, batch, num_frames=length, batch_size=b, steps=steps, cfg_scale=cfg_scale,
                             generator=noise, first_frame=ff)

@@ -47,6 +47,7 @@ class RefineConfig:
     sigma_prior_angles: float = 0.6  # rad, finger angles from the diffusion sample
     sigma_prior_rot: float = 1.0  # rad, global orientation from the diffusion sample
     sigma_prior_transl: float = 0.3  # m
+    unobserved_prior: float = 0.03  # the three above scale by this where nothing is observed (docs/design.md)
     sigma_accel: float = 3.0  # m/s^2, joint acceleration
     robust_accel: float = 5.0  # m/s^2: Cauchy scale, so fast real movements are not smoothed away
     sigma_angle_accel: float = 50.0  # rad/s^2, finger-angle acceleration

@@ -15,6 +15,8 @@ It works in the right-hand space the network uses (the pipeline mirrors left han
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter1d
@@ -86,7 +88,7 @@ class Refiner:
                 obs.cam_from_cano = obs.cam_from_cano.clone()
                 obs.cam_from_cano[:, :3, 3] *= scale
                 start = anchor(self.hand, PoseState.from_mano(sample), obs)
-            solved = refine_sequence(self.hand, start, start, obs, self.config)
+            solved = refine_sequence(self.hand, start, start, obs, self._config(obs))
             out = solved.to_mano()
         self.camera_scale = float(scale * solved.log_scale.exp()) if obs.fit_scale else float(camera_scale)
         if not np.all(np.isfinite(out)):
@@ -96,6 +98,17 @@ class Refiner:
             keep = np.r_[0:48, 58:61]
             out[np.ix_(given, keep)] = np.asarray(arrays["mano"], np.float32)[np.ix_(given, keep)]
         return out
+
+
+    def _config(self, obs: Observations) -> RefineConfig:
+        """The weights; with no evidence anywhere the sample is all there is to keep, so the prior tightens
+        (otherwise the smoothness term flattens an unconditional sample's motion along with its jitter)."""
+        cfg = self.config
+        if bool(_evidence(obs).any()):
+            return cfg
+        f = cfg.unobserved_prior
+        return replace(cfg, sigma_prior_angles=cfg.sigma_prior_angles * f, sigma_prior_rot=cfg.sigma_prior_rot * f,
+                       sigma_prior_transl=cfg.sigma_prior_transl * f)
 
 
 def initial_camera_scale(hand: nn.Module, state: PoseState, obs: Observations) -> float:
