@@ -74,11 +74,11 @@ def test_demo_end_to_end(model, tmp_path) -> None:
 def test_demo_with_mediapipe(model, tmp_path) -> None:
     pytest.importorskip("mediapipe")
     logs = []
-    rep = run_demo(tmp_path, frames=16, model=model, steps=2, render=False, log=logs.append)
+    rep = run_demo(tmp_path, frames=32, model=model, steps=2, render=False, log=logs.append)
     det = rep["detection"]
     assert det["detector"] == det["requested"] == "mediapipe"
     assert any("MediaPipe Hands" in m for m in logs)
-    assert det["detected_frames"] >= 12  # the rendered hand is found on most frames
+    assert det["detected_frames"] >= 20  # the rendered hand is found on most frames (24 of 32)
     assert det["kp2d_error_px"]["median"] < 20
     saved = json.loads((tmp_path / "demo_metrics.json").read_text())
     assert saved["detection"]["detector"] == "mediapipe" and np.isfinite(rep["metrics"]["mpjpe"])

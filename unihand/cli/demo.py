@@ -34,7 +34,7 @@ from unihand.video.detect import SimulatedDetector
 
 #: Default sequence: evaluation stream, moving camera, occluders and gaps (see ``--index``).
 DEMO_SEED = 1000
-DEMO_INDEX = 9
+DEMO_INDEX = 22
 RENDER_SIZE = 512
 
 
