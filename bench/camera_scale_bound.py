@@ -1,0 +1,58 @@
+"""How well the camera scale can be fitted from the hands at all (issue 14): the fit of
+``unihand.refine.refiner.initial_camera_scale`` run on the *true* hands.
+
+For each rendered video of the camera benchmark, the true wrist positions in each camera (metric) and
+the true camera path divided by 2 (a known unit scale) go into the same robust regression the
+refinement starts from (world-frame wrist accelerations made smallest, after the same Gaussian
+low-pass): the fitted scale over the true one, next to how far the hand and the camera travel. A
+ratio far from 1 here is the hand's own movement in the world being taken for the camera's, which no
+better hand estimate can fix. ``velocity``: the same regression on velocities instead.
+
+    .venv/bin/python bench/camera_scale_bound.py [--sequences 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+from scipy.ndimage import gaussian_filter1d
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_camera import CACHE  # noqa: E402
+from camera_data import render_video  # noqa: E402
+
+from unihand.refine.refiner import SCALE_SMOOTHING, robust_scale  # noqa: E402
+
+
+def fitted_over_true(wrist_world: np.ndarray, T_cano_from_cam: np.ndarray, order: int) -> float:
+    """The regression's scale over the true one for the true wrist path; ``order`` 2: accelerations, 1: velocities."""
+    cam_from_cano = np.linalg.inv(T_cano_from_cam)
+    R, t = cam_from_cano[:, :3, :3], cam_from_cano[:, :3, 3]
+    c = np.einsum("nij,nj->ni", R, wrist_world) + t  # the wrist in each camera, metric
+    unit = 2.0
+    a = gaussian_filter1d(np.einsum("nji,nj->ni", R, c), SCALE_SMOOTHING, axis=0, mode="nearest")
+    b = gaussian_filter1d(np.einsum("nji,nj->ni", R, t / unit), SCALE_SMOOTHING, axis=0, mode="nearest")
+    return robust_scale(np.diff(a, order, axis=0), np.diff(b, order, axis=0)) / unit
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sequences", type=int, default=8)
+    args = ap.parse_args()
+    print("| seq | activity | hand travel (cm) | camera travel (cm) | fitted / true scale | velocity |\n|---|---|---|---|---|---|")
+    for index in range(args.sequences):
+        _, _, seq, _ = render_video(index, CACHE)
+        wrist = seq.motion.joints.astype(np.float64)[:, 0]
+        T = seq.camera.T_cano_from_cam.astype(np.float64)
+        hand = 100 * np.linalg.norm(wrist - wrist[0], axis=1).max()
+        cam = 100 * np.linalg.norm(T[:, :3, 3], axis=1).max()
+        print(f"| {index} | {seq.activity.split(':')[0]} | {hand:.0f} | {cam:.0f} | "
+              f"{fitted_over_true(wrist, T, 2):.2f} | {fitted_over_true(wrist, T, 1):.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
