@@ -13,8 +13,6 @@ import hashlib
 import os
 from pathlib import Path
 
-import numpy as np
-
 #: Test stream of the camera benchmark (disjoint from training seed 0 and the demo's 1000).
 SEED = 2000
 
@@ -40,17 +38,14 @@ def render_video(index: int, folder: str | os.PathLike, frames: int = 96, preset
     w, h = (int(v) for v in seq.camera.image_size)
     size = max(w, h)
     lb = seq.letterbox(size)
-    ox, oy = lb.offset
-    K = lb.frame_K(seq.camera.K)
-    K[0, 2] -= ox
-    K[1, 2] -= oy
+    K = lb.crop_K(seq.camera.K)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     # the name holds a digest of the sequence, so a changed generator never reads a stale video
     digest = hashlib.sha1(seq.motion.joints.tobytes() + seq.camera.T_cano_from_cam.tobytes()).hexdigest()[:10]
     video = folder / f"cam_{seed}_{index}_{preset}_{frames}{'' if moving else '_static'}_{digest}.mp4"
     if not video.exists():
-        rendered = seq.render(size)[:, oy:oy + lb.active_h, ox:ox + lb.active_w]
+        rendered = lb.crop(seq.render(size))
         tmp = video.with_suffix(".tmp.mp4")
         writer = H264Writer(tmp, (rendered.shape[2], rendered.shape[1]), seq.motion.fps, crf=20)
         for f in rendered:
@@ -58,7 +53,4 @@ def render_video(index: int, folder: str | os.PathLike, frames: int = 96, preset
         writer.close()
         tmp.replace(video)
 
-    def to_pixels(kp_norm: np.ndarray) -> np.ndarray:
-        return lb.normalized_to_frame(kp_norm) - np.array([ox, oy])
-
-    return video, K, seq, to_pixels
+    return video, K, seq, lb.normalized_to_crop

@@ -1,11 +1,10 @@
-"""How well the camera scale can be fitted from the hands at all (issue 14): the fit of
-``unihand.refine.refiner.initial_camera_scale`` run on the *true* hands.
+"""How well the camera scale can be fitted from the hands at all (issue 14): the refinement's first
+scale fit (:func:`unihand.refine.refiner.path_scale`) run on the *true* hands.
 
 For each rendered video of the camera benchmark, the true wrist positions in each camera (metric) and
-the true camera path divided by 2 (a known unit scale) go into the same robust regression the
-refinement starts from (world-frame wrist accelerations made smallest, after the same Gaussian
-low-pass): the fitted scale over the true one, next to how far the hand and the camera travel. A
-ratio far from 1 here is the hand's own movement in the world being taken for the camera's, which no
+the true camera path divided by 2 (a known unit scale) go into that regression (world-frame wrist
+accelerations made smallest): the fitted scale over the true one, next to how far the hand and the
+camera travel. A ratio far from 1 here is the hand's own movement in the world being taken for the camera's, which no
 better hand estimate can fix. ``velocity``: the same regression on velocities instead.
 
     .venv/bin/python bench/camera_scale_bound.py [--sequences 8]
@@ -18,14 +17,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from scipy.ndimage import gaussian_filter1d
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_camera import CACHE  # noqa: E402
 from camera_data import render_video  # noqa: E402
 
-from unihand.refine.refiner import SCALE_SMOOTHING, robust_scale  # noqa: E402
+from unihand.refine.refiner import path_scale  # noqa: E402
 
 
 def fitted_over_true(wrist_world: np.ndarray, T_cano_from_cam: np.ndarray, order: int) -> float:
@@ -34,9 +32,7 @@ def fitted_over_true(wrist_world: np.ndarray, T_cano_from_cam: np.ndarray, order
     R, t = cam_from_cano[:, :3, :3], cam_from_cano[:, :3, 3]
     c = np.einsum("nij,nj->ni", R, wrist_world) + t  # the wrist in each camera, metric
     unit = 2.0
-    a = gaussian_filter1d(np.einsum("nji,nj->ni", R, c), SCALE_SMOOTHING, axis=0, mode="nearest")
-    b = gaussian_filter1d(np.einsum("nji,nj->ni", R, t / unit), SCALE_SMOOTHING, axis=0, mode="nearest")
-    return robust_scale(np.diff(a, order, axis=0), np.diff(b, order, axis=0)) / unit
+    return path_scale(c, R, t / unit, order=order) / unit
 
 
 def main() -> None:

@@ -125,13 +125,8 @@ def _rendered(seed: int, index: int, moving: bool, size: int = 480, frames: int 
                       conditions=ConditionConfig(gap_counts_p=(1.0,)))
     seq = SyntheticWorld(seed=seed, config=cfg).sequence(index)
     lb = seq.letterbox(size)
-    ox, oy = lb.offset
-    frames_ = seq.render(size)[:, oy:oy + lb.active_h, ox:ox + lb.active_w]
-    K = lb.frame_K(seq.camera.K)
-    K[0, 2] -= ox
-    K[1, 2] -= oy
-    kp = lb.normalized_to_frame(np.asarray(seq.conditions.kp2d, np.float64)) - np.array([ox, oy])
-    return frames_, K, kp, seq.camera.T_cano_from_cam
+    kp = lb.normalized_to_crop(np.asarray(seq.conditions.kp2d, np.float64))
+    return lb.crop(seq.render(size)), lb.crop_K(seq.camera.K), kp, seq.camera.T_cano_from_cam
 
 
 @pytest.fixture(scope="module")

@@ -274,6 +274,14 @@ def test_letterbox_geometry() -> None:
     Kf = lb.frame_K(K)
     np.testing.assert_allclose(lb.to_frame(cam_px), p[:, :2] / p[:, 2:] * Kf[[0, 1], [0, 1]] + Kf[:2, 2])
     np.testing.assert_allclose(lb.to_frame(np.array([[-0.5, -0.5], [639.5, 479.5]])), [[-0.5, 27.5], [223.5, 195.5]])
+    # the crop without the bars: its K projects onto its own pixels, where the keypoints land too
+    frames = np.zeros((2, 224, 224, 3), np.uint8)
+    frames[:, 28:196] = 7
+    crop = lb.crop(frames)
+    assert crop.shape == (2, 168, 224, 3) and (crop == 7).all()
+    Kc = lb.crop_K(K)
+    kp_norm = cam_px / np.array([640, 480])
+    np.testing.assert_allclose(lb.normalized_to_crop(kp_norm), p[:, :2] / p[:, 2:] * Kc[[0, 1], [0, 1]] + Kc[:2, 2])
 
 
 def test_frames_have_black_bars_and_a_cluttered_background() -> None:

@@ -120,11 +120,8 @@ def run_demo(
     seq = make_demo_sequence(frames, index, left, moving)
     side = "right" if seq.is_right else "left"
     lb = seq.letterbox(RENDER_SIZE)
-    ox, oy = lb.offset
-    rendered = seq.render(RENDER_SIZE)[:, oy : oy + lb.active_h, ox : ox + lb.active_w]
-    K = lb.frame_K(seq.camera.K)
-    K[0, 2] -= ox
-    K[1, 2] -= oy
+    rendered = lb.crop(seq.render(RENDER_SIZE))
+    K = lb.crop_K(seq.camera.K)
     video = outdir / "demo_input.mp4"
     tmp = outdir / ".demo_input.tmp.mp4"
     try:
@@ -140,11 +137,8 @@ def run_demo(
     log(f"rendered {frames} frames of synthetic sequence {DEMO_SEED}/{index} ({seq.camera.preset} camera, "
         f"{'moving' if seq.camera.moving else 'static'}, {side} hand, {seq.activity}) -> {video}")
 
-    def to_pixels(kp_norm: np.ndarray) -> np.ndarray:
-        return lb.normalized_to_frame(kp_norm) - np.array([ox, oy])
-
     t = time.perf_counter()
-    detect, det_name = make_detector(detector, seq, to_pixels, log)
+    detect, det_name = make_detector(detector, seq, lb.normalized_to_crop, log)
     t_detector = time.perf_counter() - t
     log(f"detector: {'MediaPipe Hands on the rendered frames' if det_name == 'mediapipe' else 'simulated'}")
     if model is None:
@@ -169,7 +163,7 @@ def run_demo(
     metrics = evaluate_motion(hand.motion.joints, gt.joints, gt.fps, occlusion=np.asarray(gt.extra["occlusion"]),
                               missing=~detected)
     # the detector's own 2D error against the true keypoints, on the frames it detected
-    true_px = to_pixels(seq.conditions.extra["kp2d_gt"])
+    true_px = lb.normalized_to_crop(seq.conditions.extra["kp2d_gt"])
     kp_err = np.linalg.norm(hand.track.keypoints[detected] - true_px[detected], axis=-1)
     total = time.perf_counter() - t0
     report = {

@@ -59,6 +59,21 @@ class Letterbox:
         Kf[1, 2] = sy * (K[1, 2] + 0.5) - 0.5 + oy
         return Kf
 
+    def crop(self, frames: np.ndarray) -> np.ndarray:
+        """Frames (..., size, size, C) -> the camera image inside them, bars removed (..., active_h, active_w, C)."""
+        ox, oy = self.offset
+        return frames[..., oy:oy + self.active_h, ox:ox + self.active_w, :]
+
+    def crop_K(self, K: np.ndarray) -> np.ndarray:
+        """Intrinsics of the cropped frames (:meth:`crop`)."""
+        Kc = self.frame_K(K)
+        Kc[:2, 2] -= np.array(self.offset)
+        return Kc
+
+    def normalized_to_crop(self, kp: np.ndarray) -> np.ndarray:
+        """Keypoints normalised by the camera's (W, H) -> pixels of the cropped frames (:meth:`crop`)."""
+        return self.normalized_to_frame(kp) - np.array(self.offset)
+
 
 def letterbox(image_size: tuple[int, int] | np.ndarray, size: int, mode: str = "center") -> Letterbox:
     """Letterbox of a (W, H) camera image in a square frame of ``size`` pixels (``mode``: :data:`MODES`).

@@ -113,22 +113,30 @@ class Refiner:
 
 def initial_camera_scale(hand: nn.Module, state: PoseState, obs: Observations) -> float:
     """The scale of up-to-scale camera translations under which the placed wrist moves most smoothly in
-    the world: with ``c_t`` its camera-frame position (metric, from the hand's size) and ``(R_t, t_t)``
-    the unit camera, ``p_t(s) = R_t^T (c_t - s t_t)``; robust least squares on the acceleration of ``p`` over
-    frames with evidence, after a Gaussian low-pass of :data:`SCALE_SMOOTHING` frames (1 when that is
-    undetermined; the refinement then fits the scale with every other term)."""
+    the world (:func:`path_scale` over the frames with evidence; 1 when that is undetermined, the
+    refinement then fits the scale with every other term)."""
     joints, _ = pose_joints(hand, state, jacobian=False)
     rot, t = obs.camera(state.rot.shape[0])
     cam = torch.einsum("nij,nj->ni", rot, joints[:, 0]) + t  # camera-frame wrist at unit scale
-    a = torch.einsum("nji,nj->ni", rot, cam)  # R^T c
-    b = torch.einsum("nji,nj->ni", rot, t)  # R^T t
+    return path_scale(cam.numpy(), rot.numpy(), t.numpy(), _evidence(obs).numpy())
+
+
+def path_scale(cam: np.ndarray, rot: np.ndarray, t: np.ndarray, seen: np.ndarray | None = None,
+               order: int = 2) -> float:
+    """``s`` for which the world path ``p_t(s) = R_t^T (c_t - s t_t)`` of a point is smoothest: ``cam`` (N, 3)
+    its metric camera-frame positions ``c_t``, ``(rot, t)`` (N, 3, 3), (N, 3) the unit-scale cameras
+    (cam_from_world). Robust least squares (:func:`robust_scale`) on the ``order``-th differences of
+    ``p`` (2: accelerations) over frames ``seen`` (default all), after a Gaussian low-pass of
+    :data:`SCALE_SMOOTHING` frames."""
+    a = np.einsum("nji,nj->ni", rot, cam)  # R^T c
+    b = np.einsum("nji,nj->ni", rot, t)  # R^T t
     # band-limited: per-frame depth noise of the placed hands and any jitter left in the camera
     # centres would otherwise dominate the accelerations and shrink the scale toward zero
-    a, b = (gaussian_filter1d(x.numpy(), SCALE_SMOOTHING, axis=0, mode="nearest") for x in (a, b))
-    seen = _evidence(obs).numpy()
-    ok = seen[2:] & seen[1:-1] & seen[:-2]
-    da, db = (a[2:] - 2 * a[1:-1] + a[:-2])[ok], (b[2:] - 2 * b[1:-1] + b[:-2])[ok]
-    return robust_scale(da, db)
+    a, b = (gaussian_filter1d(x, SCALE_SMOOTHING, axis=0, mode="nearest") for x in (a, b))
+    ok = np.ones(len(a), bool) if seen is None else np.asarray(seen, bool)
+    for _ in range(order):  # a difference needs every frame it spans
+        ok = ok[1:] & ok[:-1]
+    return robust_scale(np.diff(a, order, axis=0)[ok], np.diff(b, order, axis=0)[ok])
 
 
 def robust_scale(da: np.ndarray, db: np.ndarray, iterations: int = 20) -> float:
