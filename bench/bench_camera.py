@@ -13,10 +13,14 @@
    scale of the estimated translations onto the true ones, minus 1), the camera trajectory error
    after that optimal scale (cm), G-MPJPE of the world-frame joints for the three runs, and the
    camera stage's time per frame.
+   ``--depth``: also ``--camera estimate`` with a simulated metric depth model (``camera_data.SimulatedDepth``:
+   the rendered room's true depth times a per-clip scale error drawn log-normal with sigma
+   :data:`DEPTH_CLIP_SIGMA`, with per-frame and per-pixel noise), the camera's scale then read from
+   the scene; and the same with fixed scale errors of -15 % and +15 % (sensitivity).
 2. The real sample (static camera, 1280x720, 621 frames, MediaPipe): ``--camera estimate`` must
    find it still (rotation under 1 degree over the clip); ``--camera auto`` must call it static.
 
-    .venv/bin/python bench/bench_camera.py [--sequences 8] [--json out.json] [--no-real]
+    .venv/bin/python bench/bench_camera.py [--sequences 8] [--depth] [--json out.json] [--no-real]
 """
 
 from __future__ import annotations
@@ -31,7 +35,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from camera_data import SEED, render_video  # noqa: E402
+from camera_data import SEED, SimulatedDepth, render_video  # noqa: E402
+
+#: The simulated metric depth model's errors (``--depth``): a log-normal scale error of the whole clip
+#: (sigma), per-frame and per-pixel log-normal noise; the fixed biases of the sensitivity runs.
+DEPTH_CLIP_SIGMA, DEPTH_FRAME_SIGMA, DEPTH_PIXEL_SIGMA = 0.10, 0.05, 0.05
+DEPTH_BIASES = {"depth_short": 0.85, "depth_long": 1.15}
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "samples" / "right_hand_office.mp4"
 CACHE = Path(__file__).resolve().parents[1] / "runs" / "bench_camera"
@@ -60,7 +69,7 @@ def camera_errors(T_unit: np.ndarray, T_metric: np.ndarray, T_true: np.ndarray) 
     }
 
 
-def run_sequence(index: int, model, detector_kind: str) -> dict:
+def run_sequence(index: int, model, detector_kind: str, depth: bool = False) -> dict:
     from unihand.video.detect import SimulatedDetector
     from unihand.eval.metrics import g_mpjpe, mpjpe
     from unihand.video.estimate import estimate_video
@@ -72,6 +81,13 @@ def run_sequence(index: int, model, detector_kind: str) -> dict:
     out: dict = {"index": index, "activity": seq.activity}
     runs = {"estimate": {"camera": "estimate"}, "static": {"camera": "static"}, "true": {"camera_poses": T_true},
             "oracle_scale": {}}
+    size = tuple(int(v) for v in seq.camera.image_size)
+    if depth:  # the clip's scale error drawn once per sequence, then the fixed-bias sensitivity runs
+        bias = float(np.exp(DEPTH_CLIP_SIGMA * np.random.default_rng([SEED, index]).normal()))
+        for name, b in {"depth": bias, **DEPTH_BIASES}.items():
+            runs[name] = {"camera": "estimate", "depth_model": SimulatedDepth(
+                seq, K, size, b, DEPTH_FRAME_SIGMA, DEPTH_PIXEL_SIGMA, seed=index)}
+        out["depth_bias"] = bias
     for name, kw in runs.items():
         if name == "oracle_scale":  # the estimated poses at the scale that fits the true ones best
             kw = {"camera_poses": oracle_scaled(out["camera"]["unit_poses"], T_true)}
@@ -91,6 +107,10 @@ def run_sequence(index: int, model, detector_kind: str) -> dict:
         joints = r.motion.joints.astype(np.float64)
         out[name] = {"g_mpjpe_mm": g_mpjpe(joints, gt), "mpjpe_mm": mpjpe(joints, gt), "wall_s": wall,
                      "camera_s": res.timings.get("camera", 0.0), "detected": int(r.track.detected.sum())}
+        if name.startswith("depth"):
+            T_metric = r.motion.extra["T_cano_from_cam"].astype(np.float64)
+            out[name]["scale_error"] = camera_errors(_last_estimate(res), T_metric, T_true)["scale_error"]
+            out[name]["depth_stats"] = r.summary["camera"].get("stats", {}).get("depth")
         if name == "estimate":
             cam = r.summary["camera"]
             est = _last_estimate(res)
@@ -143,6 +163,8 @@ def main() -> None:
     ap.add_argument("--first", type=int, default=0)
     ap.add_argument("--detector", choices=("simulated", "mediapipe"), default="simulated")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--depth", action="store_true",
+                    help="also run --camera estimate with a simulated metric depth model (the scale from the scene)")
     ap.add_argument("--no-real", action="store_true")
     args = ap.parse_args()
     import torch
@@ -153,13 +175,17 @@ def main() -> None:
     model = load_model()
     rows = []
     for i in range(args.first, args.first + args.sequences):
-        row = run_sequence(i, model, args.detector)
+        row = run_sequence(i, model, args.detector, args.depth)
         c = row["camera"]
         print(f"seq {SEED}/{i}: {c['method']}, rot {c['rot_mean_deg']:.2f}/{c['rot_max_deg']:.2f} deg "
               f"(true up to {c['true_rot_max_deg']:.0f} deg, {c['true_travel_cm']:.0f} cm), dir {c['dir_mean_deg']:.1f} deg, "
               f"scale err {100 * c['scale_error']:+.1f} %, traj {c['traj_err_cm']:.2f} cm, {c['ms_per_frame']:.1f} ms/frame | "
               f"G-MPJPE est {row['estimate']['g_mpjpe_mm']:.1f} static {row['static']['g_mpjpe_mm']:.1f} "
               f"true {row['true']['g_mpjpe_mm']:.1f} oracle scale {row['oracle_scale']['g_mpjpe_mm']:.1f} mm", flush=True)
+        if args.depth:
+            print("   with depth: " + ", ".join(
+                f"{k} {row[k]['g_mpjpe_mm']:.1f} mm (scale {100 * row[k]['scale_error']:+.1f} %)"
+                for k in ("depth", *DEPTH_BIASES)) + f"; clip bias {row['depth_bias']:.3f}", flush=True)
         row["camera"].pop("unit_poses")
         rows.append(row)
     cams = [r["camera"] for r in rows]
@@ -173,6 +199,11 @@ def main() -> None:
         **{f"g_mpjpe_{k}_mm": float(np.mean([r[k]["g_mpjpe_mm"] for r in rows])) for k in ("estimate", "static", "true", "oracle_scale")},
     }
     agg["ratio_est_true"] = agg["g_mpjpe_estimate_mm"] / agg["g_mpjpe_true_mm"]
+    if args.depth:
+        for k in ("depth", *DEPTH_BIASES):
+            agg[f"g_mpjpe_{k}_mm"] = float(np.mean([r[k]["g_mpjpe_mm"] for r in rows]))
+            agg[f"ratio_{k}_true"] = agg[f"g_mpjpe_{k}_mm"] / agg["g_mpjpe_true_mm"]
+            agg[f"scale_abs_error_{k}"] = float(np.mean([abs(r[k]["scale_error"]) for r in rows]))
     agg["ratio_est_static"] = agg["g_mpjpe_estimate_mm"] / agg["g_mpjpe_static_mm"]
     print(json.dumps(agg, indent=1))
     out = {"sequences": rows, "aggregate": agg, "detector": args.detector}

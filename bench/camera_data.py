@@ -13,6 +13,8 @@ import hashlib
 import os
 from pathlib import Path
 
+import numpy as np
+
 #: Test stream of the camera benchmark (disjoint from training seed 0 and the demo's 1000).
 SEED = 2000
 
@@ -54,3 +56,26 @@ def render_video(index: int, folder: str | os.PathLike, frames: int = 96, preset
         tmp.replace(video)
 
     return video, K, seq, lb.normalized_to_crop
+
+
+class SimulatedDepth:
+    """A metric depth model stand-in for the rendered videos: the true depth of the room
+    (:func:`unihand.data.synthetic.render.room_depth`, the video's pixels) times a scale error of the whole
+    clip (``bias``, e.g. 1.1: 10 % too far), a per-frame log-normal scale jitter (``frame_sigma``) and a
+    per-pixel log-normal noise (``pixel_sigma``), like a monocular network's errors."""
+
+    def __init__(self, seq, K, image_size: tuple[int, int], bias: float = 1.0, frame_sigma: float = 0.05,
+                 pixel_sigma: float = 0.05, seed: int = 0) -> None:
+        self.seq, self.K, self.size = seq, K, image_size
+        self.room = seq.room(max(image_size))
+        self.bias, self.frame_sigma, self.pixel_sigma = bias, frame_sigma, pixel_sigma
+        self.rng = np.random.default_rng(seed)
+        self.name = f"simulated (bias {bias:g}, frame {frame_sigma:g}, pixel {pixel_sigma:g})"
+
+    def __call__(self, frame, index: int):
+        from unihand.data.synthetic.render import room_depth
+
+        w, h = self.size
+        d = room_depth(self.room, self.K, self.seq.camera.T_cano_from_cam[index], w, h)
+        noise = self.frame_sigma * self.rng.normal() + self.pixel_sigma * self.rng.normal(size=d.shape)
+        return (d * self.bias * np.exp(noise)).astype(np.float32)

@@ -47,6 +47,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from unihand.camera.depth import DepthSamples, depth_scale
 from unihand.geometry.alignment import umeyama
 
 #: Frames are tracked at this size (longer side, pixels).
@@ -92,6 +93,9 @@ class CameraEstimate:
     held_from: int | None = None  # poses from this frame on are held (tracking lost)
     warnings: list[str] = field(default_factory=list)
     stats: dict[str, Any] = field(default_factory=dict)
+    #: metres per ``unit`` read from a metric depth model's depth at the mapped background points
+    #: (:mod:`unihand.camera.depth`); None without a depth model or a map
+    metric_scale: float | None = None
 
     @property
     def num_frames(self) -> int:
@@ -182,10 +186,15 @@ class BackgroundTracker:
         self._mask: np.ndarray | None = None
         self._mask_age = 0
         self.seconds = 0.0
+        self.depth: DepthSamples | None = None  # a metric depth model's samples (set by the camera stage)
 
     @property
     def num_frames(self) -> int:
         return len(self.ids)
+
+    def to_full(self, pts: np.ndarray) -> np.ndarray:
+        """Work-size pixel positions (n, 2) -> full-resolution pixels."""
+        return (np.asarray(pts, np.float64) + 0.5) / self.scale - 0.5
 
     def _grey(self, frame: np.ndarray) -> np.ndarray:
         h, w = self.work_shape
@@ -375,6 +384,17 @@ class _Solver:
         for i in np.flatnonzero(ok):
             self.points[int(common[i])] = X[i]
         return int(ok.sum())
+
+    def depth_of(self, f: int, ids: np.ndarray, unit: float) -> tuple[np.ndarray, np.ndarray]:
+        """(ids of the mapped points among ``ids``, their depth in frame ``f``'s camera in map units / ``unit``)."""
+        if f not in self.poses:
+            return np.zeros(0, np.int64), np.zeros(0)
+        kept = np.array([i for i in ids.tolist() if i in self.points], np.int64)
+        if not len(kept):
+            return kept, np.zeros(0)
+        R, t = self.poses[f]
+        X = np.stack([self.points[int(i)] for i in kept])
+        return kept, (X @ R[2] + t[2]) / unit
 
     def _map_obs(self, f: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         ids = self.ids[f]
@@ -677,5 +697,11 @@ def solve_camera(tracker: BackgroundTracker, mode: str = "auto") -> CameraEstima
         T[end:] = T[end - 1]
     T[0] = np.eye(4)
     est = CameraEstimate(T, True, method, unit, low, end if low.size else None, warnings)
+    if tracker.depth is not None:
+        if method == "estimated" and depth > 0 and np.isfinite(depth):
+            est.metric_scale, stats["depth"] = depth_scale(tracker.depth, lambda f, ids: solver.depth_of(f, ids, depth))
+        else:
+            stats["depth"] = {"model": tracker.depth.model, "frames_read": len(tracker.depth.frames), "frames_used": 0,
+                              "why": "no map with parallax: the translation is not estimated"}
     stats["rotation_max_deg"] = round(float(est.rotation_deg().max()), 3)
     return done(est)

@@ -9,6 +9,10 @@
 - a poses file (:mod:`unihand.camera.poses`): ``.npz`` with ``T_cano_from_cam``, COLMAP
   ``images.txt`` or an Aria ``closed_loop_trajectory.csv``.
 
+``--depth-model DIR``: a metric depth checkpoint that gives an estimated path its scale from the
+scene (:mod:`unihand.camera.depth`) instead of the hands; where it cannot (no map, too few points)
+the scale is fitted to the hands, and the log says so.
+
 ``--camera-scale``: metres per unit of the poses' translations, or ``fit`` (fitted to the hands in
 the refinement: bone lengths and hand size are metric). Default: ``fit`` for estimated poses
 (monocular video gives them up to scale; one unit is the median depth of the background seen in
@@ -30,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from unihand.camera.depth import DepthModel, DepthSamples, check_depth_checkpoint
 from unihand.camera.engine import BackgroundTracker, CameraEstimate, frame_ranges, solve_camera
 from unihand.errors import UserError
 
@@ -66,10 +71,17 @@ class CameraPlan:
 
 
 def plan_camera(camera: str | os.PathLike | None = None, camera_scale: float | str | None = None,
-                camera_poses: np.ndarray | None = None) -> CameraPlan:
-    """Check ``--camera`` / ``--camera-scale`` (one-line UserError); a poses file is read once here
-    (format, numbers, rigidity) so a bad one fails before the video is."""
+                camera_poses: np.ndarray | None = None, depth_model: Any = None) -> CameraPlan:
+    """Check ``--camera`` / ``--camera-scale`` / ``--depth-model`` (one-line UserError); a poses file is read
+    once here (format, numbers, rigidity) so a bad one fails before the video is."""
     scale = parse_scale(camera_scale)
+    if depth_model is not None:
+        if camera_poses is not None or str(camera if camera is not None else "auto") not in ("auto", "estimate"):
+            raise UserError("--depth-model scales an estimated camera path: use it with --camera auto or estimate")
+        if scale is not None:
+            raise UserError("give either --camera-scale or --depth-model, not both")
+        if not callable(depth_model):
+            check_depth_checkpoint(depth_model)
     if camera_poses is not None:
         if camera not in (None, "auto"):
             raise UserError("give either camera poses (camera_poses=...) or --camera, not both")
@@ -91,15 +103,27 @@ def plan_camera(camera: str | os.PathLike | None = None, camera_scale: float | s
 
 
 class CameraTap:
-    """A detector that also feeds each frame and its hands to a :class:`BackgroundTracker`."""
+    """A detector that also feeds each frame and its hands to a :class:`BackgroundTracker`; with a metric
+    ``depth`` model, every ``every``-th frame's depth is sampled at the tracked background points."""
 
-    def __init__(self, detector: Any, tracker: BackgroundTracker) -> None:
+    def __init__(self, detector: Any, tracker: BackgroundTracker, depth: DepthModel | None = None,
+                 every: int = 8) -> None:
         self.detector = detector
         self.tracker = tracker
+        self.depth = depth
+        self.every = int(every)
+        if depth is not None:
+            tracker.depth = DepthSamples(getattr(depth, "name", type(depth).__name__))
 
     def __call__(self, frame: np.ndarray) -> list:
         dets = self.detector(frame)
-        self.tracker.add(frame, [d.keypoints for d in dets])
+        tr = self.tracker
+        tr.add(frame, [d.keypoints for d in dets])
+        f = tr.num_frames - 1
+        if self.depth is not None and f % self.every == 0 and len(tr.ids[-1]):
+            t0 = time.perf_counter()
+            tr.depth.add(f, self.depth(frame, f), tr.ids[-1], tr.to_full(tr.pts[-1]), frame.shape[:2])
+            tr.depth.seconds += time.perf_counter() - t0
         return dets
 
     def __getattr__(self, name: str) -> Any:  # close(), ... of the wrapped detector
@@ -117,6 +141,7 @@ class CameraResult:
     info: dict[str, Any] = field(default_factory=dict)
     estimate: CameraEstimate | None = None
     seconds: float = 0.0
+    scale_source: str = "given"  # where a numeric scale comes from
 
     def summary(self) -> dict[str, Any]:
         out = {"source": self.source, "moving": self.moving, **self.info}
@@ -162,13 +187,23 @@ def resolve_camera(plan: CameraPlan, tracker: BackgroundTracker | None, num_fram
         else:
             scale = "fit" if plan.scale is None else plan.scale
             info["unit"] = est.unit
+            depth = est.stats.get("depth")
+            scale_source = "given"
+            if depth is not None and plan.scale is None:
+                if est.metric_scale is not None:
+                    scale, scale_source = est.metric_scale, f"metric depth model {depth['model']}"
+                    say(f"camera: scale from the metric depth model {depth['model']}: {scale:.3g} m per unit "
+                        f"({depth['frames_used']} frames, spread {100 * depth['spread']:.0f} %)")
+                else:
+                    say(f"camera: the metric depth model {depth['model']} gave no scale "
+                        f"({depth.get('why', 'too few mapped points in the frames it read')}): fitting it to the hands")
             res = CameraResult(est.T_cano_from_cam, scale, f"{est.method} from the video ({info['engine']})", True,
-                               info, est)
+                               info, est, scale_source=scale_source)
     res.seconds = time.perf_counter() - t0 + (tracker.seconds if tracker is not None else 0.0)
     if res.moving:
         rot = res.poses[:, :3, :3]
         ang = np.degrees(np.arccos(np.clip((np.trace(rot, axis1=1, axis2=2) - 1) / 2, -1.0, 1.0)))
-        scale_text = ("scale fitted to the hands" if res.scale == "fit" else f"{res.scale:g} m per unit")
+        scale_text = ("scale fitted to the hands" if res.scale == "fit" else f"{res.scale:.4g} m per unit")
         say(f"camera: moving, {res.source}; rotation up to {ang.max():.1f} deg from the first frame, {scale_text}")
     else:
         say(f"camera: {res.source}")

@@ -40,6 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--camera-scale", default=None, metavar="fit|M",
                    help="metres per unit of the camera translations, or fit (fitted to the hands); default: fit for "
                         "estimated poses and COLMAP files, 1 for .npz and Aria files")
+    p.add_argument("--depth-model", default=None, metavar="DIR",
+                   help="a local metric depth checkpoint (transformers: Depth Anything V2 Metric, ZoeDepth): the "
+                        "estimated camera path's metric scale read from the scene instead of fitted to the hands")
     p.add_argument("--checkpoint", metavar="PATH", default=None,
                    help="UniHand checkpoint folder (default: the small model shipped with the package)")
     p.add_argument("--device", default="cpu", help="torch device: cpu or cuda")
@@ -94,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
             steps=args.steps, cfg_scale=args.cfg_scale, seed=args.seed, conf_threshold=args.conf_threshold,
             detect_scale=args.detect_scale, render=not args.no_render, refine=args.refine == "on",
             scheduler=args.scheduler, camera=args.camera, camera_scale=args.camera_scale,
+            depth_model=args.depth_model,
             progress=False if args.quiet else None,
             mano_dir=args.mano_dir, backbone_path=args.backbone_path, log=say,
         )

@@ -103,6 +103,7 @@ class EstimateSettings:
     progress: bool | None = None  # None: bars when stderr is a terminal
     camera: str | os.PathLike | None = None  # auto | static | estimate | a poses file
     camera_scale: float | str | None = None  # metres per unit of the poses, or "fit"
+    depth_model: Any = None  # a metric depth checkpoint directory (or DepthModel): the camera scale from the scene
     mano_dir: str | None = None
     backbone_path: str | None = None
 
@@ -249,7 +250,7 @@ def estimate_video(
     s = EstimateSettings(**options) if settings is None else settings
     if s.hands not in HAND_CHOICES:
         raise UserError(f"--hands {s.hands!r}: choose left, right or both")
-    cam_plan = plan_camera(s.camera, s.camera_scale, camera_poses)
+    cam_plan = plan_camera(s.camera, s.camera_scale, camera_poses, s.depth_model)
     timings = Timings()
     say = log or (lambda msg: None)
     with timings("open"):
@@ -294,13 +295,22 @@ def _detect_stage(run: _Run, detector: Detector | None, cam_plan: Any) -> Any:
         run.say(f"vision checkpoint: the frames (resized to {vision} px) condition the model too")
     tracker = None
     if cam_plan.tracks:  # the camera engine sees every frame during the detection pass
+        from unihand.camera.depth import depth_schedule, load_depth_model
         from unihand.camera.engine import BackgroundTracker
 
         tracker = BackgroundTracker(run.K, info.image_size)
-    run.detections, run.frames = detect_video(run.source, detector if tracker is None else CameraTap(detector, tracker),
+        depth = None
+        if s.depth_model is not None:
+            with run.timings("load_depth_model"):
+                depth = load_depth_model(s.depth_model, s.device)
+        tap = CameraTap(detector, tracker, depth, depth_schedule(info.num_frames))
+    run.detections, run.frames = detect_video(run.source, detector if tracker is None else tap,
                                               run.timings, s.progress, keep_frames=vision)
     if tracker is not None:
         run.timings["detect"] = run.timings.get("detect", 0.0) - tracker.seconds
+        if tracker.depth is not None:  # the depth model's reads, timed apart from the detector
+            run.timings["detect"] -= tracker.depth.seconds
+            run.timings["depth_model"] = tracker.depth.seconds
     return tracker
 
 
@@ -333,7 +343,7 @@ def _hand_stage(run: _Run, tracks: dict[str, HandTrack]) -> dict[str, HandResult
     s, info, cam = run.s, run.info, run.camera
     n = len(run.detections)
     poses, scale = cam.poses, cam.scale  # poses None: static
-    scale_source = "fitted to the hands" if scale == "fit" else "given"
+    scale_source = "fitted to the hands" if scale == "fit" else cam.scale_source
     results: dict[str, HandResult] = {}
     for side, track in sorted(tracks.items(), key=lambda kv: -kv[1].num_detected):
         cond = track_conditions(track, run.K, info.image_size, info.fps, s.conf_threshold)

@@ -201,6 +201,26 @@ def sample_room(rng: np.random.Generator, T_cano_from_cam: np.ndarray, joints: n
     return Room(lo=lo, hi=hi, table=table, atlas=atlas, tile=tile)
 
 
+def room_depth(room: Room, K: np.ndarray, T_cano_from_cam: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(height, width) float64 depth (metres along the camera's z) of the room seen by one camera: each
+    pixel's ray to the table top where it meets it, else to the wall it leaves the box through (the
+    geometry :func:`render_room` draws; hands and occluders are not in it)."""
+    R = np.asarray(T_cano_from_cam[:3, :3], np.float64)
+    c = np.asarray(T_cano_from_cam[:3, 3], np.float64)
+    u, v = np.meshgrid(np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64))
+    rays = np.stack([u, v, np.ones_like(u)], -1) @ np.linalg.inv(np.asarray(K, np.float64)).T  # camera z = 1
+    d = rays @ R.T  # canonical directions; the distance along one is the depth
+    with np.errstate(divide="ignore", invalid="ignore"):
+        wall = np.where(d > 0, (room.hi - c) / d, (room.lo - c) / d)
+        wall = np.where(np.abs(d) < 1e-12, np.inf, wall).min(-1)
+        y_top, x0, x1, z0, z1 = (float(x) for x in room.table)
+        t = (y_top - c[1]) / d[..., 1]
+    hit = c + np.nan_to_num(t, nan=0.0, posinf=0.0, neginf=0.0)[..., None] * d
+    on_table = (d[..., 1] > 1e-12) & (t > 0) & (t < wall) & (hit[..., 0] >= x0) & (hit[..., 0] <= x1) \
+        & (hit[..., 2] >= z0) & (hit[..., 2] <= z1)
+    return np.where(on_table, t, wall)
+
+
 def _half_plane(row: np.ndarray, width: int, height: int) -> np.ndarray:
     """(height, width) uint8 mask of the pixels p = (x, y, 1) with ``row . p > 0`` (a line clips the image)."""
     poly = np.array([[-1.0, -1.0], [width, -1.0], [width, height], [-1.0, height]])

@@ -48,7 +48,7 @@ from unihand.data.synthetic.camera import CameraSpec, sample_camera
 from unihand.data.synthetic.conditions import ConditionConfig, make_conditions
 from unihand.data.synthetic.motion import PALM_CENTER_OFFSET, sample_betas, sample_finger_motion, sample_wrist_motion
 from unihand.data.synthetic.camera import hand_anchor
-from unihand.data.synthetic.render import BACKGROUNDS, render_frames, sample_room, sample_style
+from unihand.data.synthetic.render import BACKGROUNDS, Room, render_frames, sample_room, sample_style
 from unihand.data.synthetic.scene import Occluders, project_occluders_batch, sample_occluders
 from unihand.geometry.canonical import rigid_inverse
 from unihand.geometry.letterbox import Letterbox, letterbox
@@ -105,6 +105,14 @@ class SyntheticSequence:
     def letterbox(self, size: int = 224) -> Letterbox:
         """Placement of the camera image in the square rendered frames."""
         return letterbox(self.camera.image_size, size)
+
+    def room(self, size: int = 224) -> Room | None:
+        """The room :meth:`render` draws at ``size`` (None with the "far" background)."""
+        if self.background != "room":
+            return None
+        rng = np.random.default_rng(self.render_seed)
+        sample_style(rng, size)
+        return sample_room(rng, self.camera.T_cano_from_cam, self.motion.joints, size)
 
     def render(self, size: int = 224, frames: np.ndarray | None = None) -> np.ndarray:
         """(N, size, size, 3) uint8 RGB frames, letterboxed (deterministic for (seed, index, size));

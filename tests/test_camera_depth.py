@@ -1,0 +1,148 @@
+"""The camera path's metric scale from a metric depth model (``--depth-model``, issue 14): the room's
+true depth, sampling at the tracks, the scale on rendered video, the transformers loader and the checks."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from unihand.camera.depth import DepthSamples, TransformersDepth, depth_scale
+from unihand.camera.engine import BackgroundTracker
+from unihand.camera.stage import CameraTap, plan_camera, resolve_camera
+from unihand.data.synthetic.render import Room, room_depth
+from unihand.errors import UserError
+from unihand.video.detect import Detection
+
+
+def _room() -> Room:
+    return Room(lo=np.array([-1.0, -1.0, -1.0]), hi=np.array([1.0, 1.0, 2.0]),
+                table=np.array([0.5, -0.2, 0.2, 0.5, 1.0]), atlas=np.zeros((2, 14, 3), np.uint8), tile=2)
+
+
+def test_room_depth_is_the_distance_to_the_wall_or_the_table() -> None:
+    K = np.array([[100.0, 0, 50], [0, 100.0, 40], [0, 0, 1]])
+    d = room_depth(_room(), K, np.eye(4), 100, 200)
+    assert d[40, 50] == pytest.approx(2.0)  # straight ahead: the far wall z = 2
+    # the ray to (0, 0.5, 0.75) on the table top: pixel (50, 40 + 100 * 0.5 / 0.75)
+    v = 40 + 100 * 0.5 / 0.75
+    assert d[int(round(v)), 50] == pytest.approx(0.5 / ((round(v) - 40) / 100), rel=1e-9)
+    # a moved camera sees the far wall closer by its travel
+    T = np.eye(4)
+    T[2, 3] = 0.5
+    assert room_depth(_room(), K, T, 100, 200)[40, 50] == pytest.approx(1.5)
+
+
+def test_depth_is_sampled_bilinearly_at_the_tracks_and_bad_values_dropped() -> None:
+    depth = np.add.outer(np.arange(20.0), 10 * np.arange(30.0)).astype(np.float32)  # d(y, x) = y + 10 x
+    depth[5, 5] = np.nan
+    s = DepthSamples("ramp")
+    s.add(3, depth, np.array([1, 2, 7]), np.array([[2.5, 3.25], [5.0, 5.0], [10.0, 1.0]]))
+    assert s.frames == [3] and s.ids[0].tolist() == [1, 7]  # the NaN pixel is dropped
+    np.testing.assert_allclose(s.metres[0], [3.25 + 25.0, 1.0 + 100.0], rtol=1e-5)
+    with pytest.raises(UserError, match=r"shape \(20, 30\) for frame 4, expected \(40, 60\)"):
+        s.add(4, depth, np.array([1]), np.array([[1.0, 1.0]]), (40, 60))
+
+
+def test_depth_scale_is_the_median_ratio_and_needs_mapped_points() -> None:
+    s = DepthSamples("x")
+    ids = np.arange(40)
+    for f, k in enumerate((2.0, 2.2, 1.8, 9.0, 2.1)):  # one frame far off: the median ignores it
+        s.add(f, np.full((10, 10), k, np.float32), ids, np.full((40, 2), 5.0))
+
+    def z_of(f, ids):  # every point at depth 1 map unit; frame 4 sees too few mapped points
+        return (ids, np.ones(len(ids))) if f != 4 else (ids[:5], np.ones(5))
+
+    scale, stats = depth_scale(s, z_of)
+    assert scale == pytest.approx(2.1) and stats["frames_used"] == 4
+    assert depth_scale(s, lambda f, ids: (ids[:3], np.ones(3)))[0] is None
+
+
+def _rendered_room(frames: int = 40, size: int = 480):
+    from unihand.data.synthetic.conditions import ConditionConfig
+    from unihand.data.synthetic.world import SynthConfig, SyntheticWorld
+
+    cfg = SynthConfig(frames=frames, left_p=0.0, moving_camera_p=1.0, exit_p=0.0, camera="gopro",
+                      head_motion="realistic", background="room", occluder_counts_p=(1.0,),
+                      conditions=ConditionConfig(gap_counts_p=(1.0,)))
+    seq = SyntheticWorld(seed=3000, config=cfg).sequence(1)
+    lb = seq.letterbox(size)
+    kp = lb.normalized_to_crop(np.asarray(seq.conditions.kp2d, np.float64))
+    return lb.crop(seq.render(size)), lb.crop_K(seq.camera.K), kp, seq, seq.room(size)
+
+
+class _TrueDepth:
+    """The room's depth times a known factor (a depth model that is 30 % too far)."""
+
+    name = "true room x1.3"
+
+    def __init__(self, room: Room, K: np.ndarray, T: np.ndarray, size: tuple[int, int]) -> None:
+        self.room, self.K, self.T, self.size = room, K, T, size
+
+    def __call__(self, frame: np.ndarray, index: int) -> np.ndarray:
+        return 1.3 * room_depth(self.room, self.K, self.T[index], *self.size)
+
+
+def test_the_scale_of_an_estimated_path_comes_from_the_depth_model() -> None:
+    frames, K, kp, seq, room = _rendered_room()
+    T_true = seq.camera.T_cano_from_cam
+    size = (frames.shape[2], frames.shape[1])
+    tracker = BackgroundTracker(K, size)
+    depth = _TrueDepth(room, K, T_true, size)
+    tap = CameraTap(lambda f: [Detection(kp[tracker.num_frames].astype(np.float32), np.ones(21, np.float32), 1.0, 1.0)],
+                    tracker, depth, every=4)
+    for f in frames:
+        tap(f)
+    said: list[str] = []
+    res = resolve_camera(plan_camera("estimate", None, None, depth), tracker, len(frames), 30.0, said.append)
+    assert res.moving and isinstance(res.scale, float)
+    assert res.scale_source == "metric depth model true room x1.3"
+    te, tt = res.poses[:, :3, 3], T_true[:, :3, 3]
+    best = float((te * tt).sum() / (te * te).sum())  # the unit path's least-squares scale onto the truth
+    assert res.scale / best == pytest.approx(1.3, rel=0.1)
+    depth = res.info["stats"]["depth"]
+    assert depth["frames_read"] == 10 and depth["frames_used"] >= 8
+    assert any("scale from the metric depth model" in m for m in said)
+
+
+def test_plan_checks_the_depth_model_with_the_other_camera_flags(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="--depth-model scales an estimated camera path"):
+        plan_camera("static", None, None, "/some/dir")
+    with pytest.raises(UserError, match="either --camera-scale or --depth-model"):
+        plan_camera("auto", "0.5", None, "/some/dir")
+    with pytest.raises(UserError, match="expected a directory with a transformers config.json"):
+        plan_camera("auto", None, None, tmp_path)
+    (tmp_path / "config.json").write_text('{"model_type": "dpt"}')
+    with pytest.raises(UserError, match="model_type 'dpt' does not give metric depth"):
+        plan_camera("auto", None, None, tmp_path)
+    (tmp_path / "config.json").write_text('{"model_type": "zoedepth"}')
+    assert plan_camera("auto", None, None, tmp_path).tracks
+
+
+def _tiny_depth_anything(path: Path, kind: str = "metric") -> Path:
+    from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config
+    from transformers import DPTImageProcessorPil
+
+    backbone = Dinov2Config(hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64,
+                            image_size=56, patch_size=14, out_features=["stage1", "stage2", "stage3", "stage4"],
+                            reshape_hidden_states=False)
+    config = DepthAnythingConfig(backbone_config=backbone, neck_hidden_sizes=[8, 16, 32, 32], fusion_hidden_size=16,
+                                 head_hidden_size=8, reassemble_hidden_size=32, depth_estimation_type=kind,
+                                 max_depth=20)
+    DepthAnythingForDepthEstimation(config).save_pretrained(path)
+    DPTImageProcessorPil(size={"height": 56, "width": 56}, keep_aspect_ratio=True, ensure_multiple_of=14).save_pretrained(path)
+    return path
+
+
+def test_a_local_transformers_metric_checkpoint_gives_a_depth_map(tmp_path: Path) -> None:
+    model = TransformersDepth(_tiny_depth_anything(tmp_path / "da"))
+    frame = np.random.default_rng(0).integers(0, 255, (72, 128, 3), dtype=np.uint8)
+    d = model(frame, 0)
+    assert d.shape == (72, 128) and d.dtype == np.float32 and np.all(np.isfinite(d)) and np.all(d > 0)
+    assert model.name == "depth_anything:da"
+
+
+def test_a_relative_or_missing_depth_checkpoint_is_a_one_line_error(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="does not give metric depth"):
+        TransformersDepth(_tiny_depth_anything(tmp_path / "rel", "relative"))
+    with pytest.raises(UserError, match="expected a directory with a transformers config.json"):
+        TransformersDepth(tmp_path / "nothing")
