@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from unihand.camera.depth import DepthSamples, TransformersDepth, depth_scale
+from unihand.camera.depth import DepthFrames, TransformersDepth, depth_scale, sample_depth
 from unihand.camera.engine import BackgroundTracker
 from unihand.camera.stage import CameraTap, plan_camera, resolve_camera
 from unihand.data.synthetic.render import Room, room_depth
@@ -32,29 +32,55 @@ def test_room_depth_is_the_distance_to_the_wall_or_the_table() -> None:
     assert room_depth(_room(), K, T, 100, 200)[40, 50] == pytest.approx(1.5)
 
 
-def test_depth_is_sampled_bilinearly_at_the_tracks_and_bad_values_dropped() -> None:
+def test_depth_is_sampled_bilinearly_at_the_tracks() -> None:
     depth = np.add.outer(np.arange(20.0), 10 * np.arange(30.0)).astype(np.float32)  # d(y, x) = y + 10 x
-    depth[5, 5] = np.nan
-    s = DepthSamples("ramp")
-    s.add(3, depth, np.array([1, 2, 7]), np.array([[2.5, 3.25], [5.0, 5.0], [10.0, 1.0]]))
-    assert s.frames == [3] and s.ids[0].tolist() == [1, 7]  # the NaN pixel is dropped
-    np.testing.assert_allclose(s.metres[0], [3.25 + 25.0, 1.0 + 100.0], rtol=1e-5)
-    with pytest.raises(UserError, match=r"shape \(20, 30\) for frame 4, expected \(40, 60\)"):
-        s.add(4, depth, np.array([1]), np.array([[1.0, 1.0]]), (40, 60))
+    np.testing.assert_allclose(sample_depth(depth, np.array([[2.5, 3.25], [10.0, 1.0]])), [3.25 + 25.0, 101.0],
+                               rtol=1e-5)
 
 
-def test_depth_scale_is_the_median_ratio_and_needs_mapped_points() -> None:
-    s = DepthSamples("x")
+def test_large_frames_are_kept_downscaled_with_their_tracks() -> None:
+    kept = DepthFrames(every=4)
+    assert kept.wants(8) and not kept.wants(9)
+    kept.keep(8, np.zeros((2160, 3840, 3), np.uint8), np.array([3, 5]), np.array([[0.0, 0.0], [3839.0, 2159.0]]))
+    assert kept.images[0].shape == (1080, 1920, 3)
+    np.testing.assert_allclose(kept.pts[0], [[-0.25, -0.25], [1919.25, 1079.25]])  # pixel centres kept
+
+
+class _Constant:
+    name = "constant"
+
+    def __init__(self, values: dict[int, float]) -> None:
+        self.values, self.calls = values, []
+
+    def __call__(self, frame: np.ndarray, index: int) -> np.ndarray:
+        self.calls.append(index)
+        d = np.full(frame.shape[:2], self.values[index], np.float32)
+        d[0, 0] = np.nan  # a hole: dropped
+        return d
+
+
+def test_depth_scale_is_the_median_ratio_and_reads_only_frames_with_mapped_points() -> None:
+    kept = DepthFrames(every=1)
     ids = np.arange(40)
-    for f, k in enumerate((2.0, 2.2, 1.8, 9.0, 2.1)):  # one frame far off: the median ignores it
-        s.add(f, np.full((10, 10), k, np.float32), ids, np.full((40, 2), 5.0))
+    pts = np.stack([np.arange(40.0) % 10, np.arange(40.0) // 10], 1)  # (0, 0) is the hole
+    values = {0: 2.0, 1: 2.2, 2: 1.8, 3: 9.0, 4: 2.1, 5: 2.0}  # frame 3 far off: the median ignores it
+    for f in values:
+        kept.keep(f, np.zeros((10, 10, 3), np.uint8), ids, pts)
 
-    def z_of(f, ids):  # every point at depth 1 map unit; frame 4 sees too few mapped points
-        return (ids, np.ones(len(ids))) if f != 4 else (ids[:5], np.ones(5))
+    def z_of(f, ids):  # every point at depth 1 map unit; frame 5 sees too few mapped points
+        return (ids, np.ones(len(ids))) if f != 5 else (ids[:5], np.ones(5))
 
-    scale, stats = depth_scale(s, z_of)
-    assert scale == pytest.approx(2.1) and stats["frames_used"] == 4
-    assert depth_scale(s, lambda f, ids: (ids[:3], np.ones(3)))[0] is None
+    model = _Constant(values)
+    scale, stats = depth_scale(kept, model, z_of)
+    assert scale == pytest.approx(2.1) and stats["frames_used"] == 5 and stats["frames_kept"] == 6
+    assert model.calls == [0, 1, 2, 3, 4]  # frame 5 is not worth a read
+    assert depth_scale(kept, model, lambda f, ids: (ids[:3], np.ones(3)))[0] is None
+
+    def wrong(frame, index):
+        return np.ones((3, 3), np.float32)
+
+    with pytest.raises(UserError, match=r"shape \(3, 3\) for frame 0, expected \(10, 10\)"):
+        depth_scale(kept, wrong, z_of)
 
 
 def _rendered_room(frames: int = 40, size: int = 480):
@@ -89,18 +115,18 @@ def test_the_scale_of_an_estimated_path_comes_from_the_depth_model() -> None:
     tracker = BackgroundTracker(K, size)
     depth = _TrueDepth(room, K, T_true, size)
     tap = CameraTap(lambda f: [Detection(kp[tracker.num_frames].astype(np.float32), np.ones(21, np.float32), 1.0, 1.0)],
-                    tracker, depth, every=4)
+                    tracker, depth_every=4)
     for f in frames:
         tap(f)
     said: list[str] = []
-    res = resolve_camera(plan_camera("estimate", None, None, depth), tracker, len(frames), 30.0, said.append)
+    res = resolve_camera(plan_camera("estimate", None, None, depth), tracker, len(frames), 30.0, said.append, depth)
     assert res.moving and isinstance(res.scale, float)
     assert res.scale_source == "metric depth model true room x1.3"
     te, tt = res.poses[:, :3, 3], T_true[:, :3, 3]
     best = float((te * tt).sum() / (te * te).sum())  # the unit path's least-squares scale onto the truth
     assert res.scale / best == pytest.approx(1.3, rel=0.1)
     depth = res.info["stats"]["depth"]
-    assert depth["frames_read"] == 10 and depth["frames_used"] >= 8
+    assert depth["frames_kept"] == 10 and depth["frames_used"] >= 8 and res.depth_seconds > 0
     assert any("scale from the metric depth model" in m for m in said)
 
 
@@ -114,7 +140,10 @@ def test_plan_checks_the_depth_model_with_the_other_camera_flags(tmp_path: Path)
     (tmp_path / "config.json").write_text('{"model_type": "dpt"}')
     with pytest.raises(UserError, match="model_type 'dpt' does not give metric depth"):
         plan_camera("auto", None, None, tmp_path)
-    (tmp_path / "config.json").write_text('{"model_type": "zoedepth"}')
+    (tmp_path / "config.json").write_text('{"model_type": "depth_anything"}')  # no key: relative, as transformers reads it
+    with pytest.raises(UserError, match=r"'depth_anything \(relative depth\)' does not give metric depth"):
+        plan_camera("auto", None, None, tmp_path)
+    (tmp_path / "config.json").write_text('{"model_type": "depth_anything", "depth_estimation_type": "metric"}')
     assert plan_camera("auto", None, None, tmp_path).tracks
 
 
@@ -141,8 +170,39 @@ def test_a_local_transformers_metric_checkpoint_gives_a_depth_map(tmp_path: Path
     assert model.name == "depth_anything:da"
 
 
-def test_a_relative_or_missing_depth_checkpoint_is_a_one_line_error(tmp_path: Path) -> None:
+def test_a_relative_missing_or_broken_depth_checkpoint_is_a_one_line_error(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="does not give metric depth"):
         TransformersDepth(_tiny_depth_anything(tmp_path / "rel", "relative"))
     with pytest.raises(UserError, match="expected a directory with a transformers config.json"):
         TransformersDepth(tmp_path / "nothing")
+    broken = _tiny_depth_anything(tmp_path / "broken")
+    (broken / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(UserError, match="cannot read the checkpoint"):
+        TransformersDepth(broken)
+
+
+def test_a_clip_of_unknown_length_keeps_a_bounded_number_of_frames() -> None:
+    from unihand.camera.depth import DEPTH_FRAMES, depth_schedule
+
+    kept = DepthFrames(every=depth_schedule(None))
+    for f in range(5000):
+        if kept.wants(f):
+            kept.keep(f, np.zeros((4, 4, 3), np.uint8), np.arange(3), np.zeros((3, 2)))
+    assert DEPTH_FRAMES <= len(kept.frames) <= 2 * DEPTH_FRAMES
+    gaps = np.diff(kept.frames)
+    assert kept.frames[0] == 0 and np.all(gaps == gaps[0])  # still evenly spread over the clip
+
+
+def test_a_still_camera_costs_no_depth_reads() -> None:
+    from tests.test_camera_motion import _rendered
+
+    frames, K, kp, _ = _rendered(3000, 0, moving=False, frames=20)
+    tracker = BackgroundTracker(K, (frames.shape[2], frames.shape[1]))
+    tap = CameraTap(lambda f: [Detection(kp[tracker.num_frames].astype(np.float32), np.ones(21, np.float32), 1.0, 1.0)],
+                    tracker, depth_every=4)
+    for f in frames:
+        tap(f)
+    model = _Constant({})
+    res = resolve_camera(plan_camera("auto", None, None, model), tracker, len(frames), 30.0, None, model)
+    assert not res.moving and res.scale == 1.0 and model.calls == []
+    assert len(tracker.depth.frames) == 5  # kept, never read

@@ -6,7 +6,7 @@ frame by pyramidal Lucas-Kanade (forward-backward checked) and replenished, outs
 regions (each detected hand's keypoint hull, dilated, and its forearm beyond the wrist; a hand's
 region is held for a few frames where the detector misses it). Only the tracks' 2D positions
 are kept (a few hundred points per frame), so memory does not grow with the resolution and the
-frames are dropped as they are read.
+frames are dropped as they are read (but for the few kept for a metric depth model, see below).
 
 **Back end** (:func:`solve_camera`), all OpenCV but the bundle adjustment:
 
@@ -33,7 +33,9 @@ Without parallax anywhere (a camera that only turns, or a distant background) th
 are estimated alone (keyframe to keyframe, robust fits to the tracked bearings) and the
 translation is zero. Translations are in units of the median depth of the background points
 seen in the first frame: monocular video gives motion only up to scale, which the refinement
-fits to the hands (``camera_scale="fit"``) unless the user gives it.
+fits to the hands (``camera_scale="fit"``) unless the user gives it or a metric depth model reads
+it from the scene (:mod:`unihand.camera.depth`: a dozen frames kept by the camera stage, read only
+when there is a map).
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from unihand.camera.depth import DepthSamples, depth_scale
+from unihand.camera.depth import DepthFrames, DepthModel, depth_scale, model_name
 from unihand.geometry.alignment import umeyama
 
 #: Frames are tracked at this size (longer side, pixels).
@@ -186,7 +188,7 @@ class BackgroundTracker:
         self._mask: np.ndarray | None = None
         self._mask_age = 0
         self.seconds = 0.0
-        self.depth: DepthSamples | None = None  # a metric depth model's samples (set by the camera stage)
+        self.depth: DepthFrames | None = None  # frames kept for a metric depth model (set by the camera stage)
 
     @property
     def num_frames(self) -> int:
@@ -616,11 +618,12 @@ def smooth_centres(centres: np.ndarray, sigma: float = CENTRE_SMOOTHING) -> np.n
     return out[p:p + n]
 
 
-def solve_camera(tracker: BackgroundTracker, mode: str = "auto") -> CameraEstimate:
+def solve_camera(tracker: BackgroundTracker, mode: str = "auto", depth_model: DepthModel | None = None) -> CameraEstimate:
     """The clip's camera poses from a filled :class:`BackgroundTracker`.
 
     ``mode="auto"``: a still background gives a static camera (identity poses); ``"estimate"``:
-    always estimated (a still camera then comes out close to the identity).
+    always estimated (a still camera then comes out close to the identity). ``depth_model``: reads the
+    frames the tracker kept (``tracker.depth``) for :attr:`CameraEstimate.metric_scale`, when there is a map.
     """
     if mode not in ("auto", "estimate"):
         raise ValueError(f"mode {mode!r}: 'auto' or 'estimate'")
@@ -635,7 +638,8 @@ def solve_camera(tracker: BackgroundTracker, mode: str = "auto") -> CameraEstima
                              "front_end_s": round(tracker.seconds, 3)}
 
     def done(est: CameraEstimate) -> CameraEstimate:
-        stats["back_end_s"] = round(time.perf_counter() - t0, 3)
+        # the depth model's reads are timed apart (stats["depth"]["seconds"])
+        stats["back_end_s"] = round(time.perf_counter() - t0 - stats.get("depth", {}).get("seconds", 0.0), 3)
         stats["ms_per_frame"] = round(1000 * (tracker.seconds + stats["back_end_s"]) / max(n, 1), 2)
         est.stats = stats
         return est
@@ -697,11 +701,13 @@ def solve_camera(tracker: BackgroundTracker, mode: str = "auto") -> CameraEstima
         T[end:] = T[end - 1]
     T[0] = np.eye(4)
     est = CameraEstimate(T, True, method, unit, low, end if low.size else None, warnings)
-    if tracker.depth is not None:
+    if depth_model is not None and tracker.depth is not None:
         if method == "estimated" and depth > 0 and np.isfinite(depth):
-            est.metric_scale, stats["depth"] = depth_scale(tracker.depth, lambda f, ids: solver.depth_of(f, ids, depth))
+            est.metric_scale, stats["depth"] = depth_scale(tracker.depth, depth_model,
+                                                           lambda f, ids: solver.depth_of(f, ids, depth))
         else:
-            stats["depth"] = {"model": tracker.depth.model, "frames_read": len(tracker.depth.frames), "frames_used": 0,
+            stats["depth"] = {"model": model_name(depth_model), "frames_used": 0,
+                              "frames_kept": len(tracker.depth.frames), "seconds": 0.0,
                               "why": "no map with parallax: the translation is not estimated"}
     stats["rotation_max_deg"] = round(float(est.rotation_deg().max()), 3)
     return done(est)

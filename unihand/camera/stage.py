@@ -20,7 +20,7 @@ the first frame) and COLMAP files, 1 for ``.npz`` and Aria files (metric). Both 
 camera and its scale: the hand detected on the most frames fits the scale, the others use it.
 
 The engine's front end runs inside the detection pass (:class:`CameraTap` wraps the detector), so
-the video is decoded once and no frame is kept.
+the video is decoded once and no frame is kept, but for the dozen a depth model may read.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from unihand.camera.depth import DepthModel, DepthSamples, check_depth_checkpoint
+from unihand.camera.depth import DepthFrames, DepthModel, DepthModelArg, check_depth_checkpoint
 from unihand.camera.engine import BackgroundTracker, CameraEstimate, frame_ranges, solve_camera
 from unihand.errors import UserError
 
@@ -71,7 +71,7 @@ class CameraPlan:
 
 
 def plan_camera(camera: str | os.PathLike | None = None, camera_scale: float | str | None = None,
-                camera_poses: np.ndarray | None = None, depth_model: Any = None) -> CameraPlan:
+                camera_poses: np.ndarray | None = None, depth_model: DepthModelArg = None) -> CameraPlan:
     """Check ``--camera`` / ``--camera-scale`` / ``--depth-model`` (one-line UserError); a poses file is read
     once here (format, numbers, rigidity) so a bad one fails before the video is."""
     scale = parse_scale(camera_scale)
@@ -103,27 +103,22 @@ def plan_camera(camera: str | os.PathLike | None = None, camera_scale: float | s
 
 
 class CameraTap:
-    """A detector that also feeds each frame and its hands to a :class:`BackgroundTracker`; with a metric
-    ``depth`` model, every ``every``-th frame's depth is sampled at the tracked background points."""
+    """A detector that also feeds each frame and its hands to a :class:`BackgroundTracker`; with
+    ``depth_every``, every that many frames is kept, with its tracks, for a metric depth model."""
 
-    def __init__(self, detector: Any, tracker: BackgroundTracker, depth: DepthModel | None = None,
-                 every: int = 8) -> None:
+    def __init__(self, detector: Any, tracker: BackgroundTracker, depth_every: int | None = None) -> None:
         self.detector = detector
         self.tracker = tracker
-        self.depth = depth
-        self.every = int(every)
-        if depth is not None:
-            tracker.depth = DepthSamples(getattr(depth, "name", type(depth).__name__))
+        if depth_every:
+            tracker.depth = DepthFrames(int(depth_every))
 
     def __call__(self, frame: np.ndarray) -> list:
         dets = self.detector(frame)
         tr = self.tracker
         tr.add(frame, [d.keypoints for d in dets])
         f = tr.num_frames - 1
-        if self.depth is not None and f % self.every == 0 and len(tr.ids[-1]):
-            t0 = time.perf_counter()
-            tr.depth.add(f, self.depth(frame, f), tr.ids[-1], tr.to_full(tr.pts[-1]), frame.shape[:2])
-            tr.depth.seconds += time.perf_counter() - t0
+        if tr.depth is not None and tr.depth.wants(f) and len(tr.ids[-1]):
+            tr.depth.keep(f, frame, tr.ids[-1], tr.to_full(tr.pts[-1]))
         return dets
 
     def __getattr__(self, name: str) -> Any:  # close(), ... of the wrapped detector
@@ -142,6 +137,7 @@ class CameraResult:
     estimate: CameraEstimate | None = None
     seconds: float = 0.0
     scale_source: str = "given"  # where a numeric scale comes from
+    depth_seconds: float = 0.0  # the depth model's reads (not in ``seconds``)
 
     def summary(self) -> dict[str, Any]:
         out = {"source": self.source, "moving": self.moving, **self.info}
@@ -149,8 +145,9 @@ class CameraResult:
 
 
 def resolve_camera(plan: CameraPlan, tracker: BackgroundTracker | None, num_frames: int, fps: float,
-                   say: Any = None) -> CameraResult:
-    """The clip's camera from the plan (and the tracked frames); logs what it found and any warning."""
+                   say: Any = None, depth_model: DepthModel | None = None) -> CameraResult:
+    """The clip's camera from the plan (and the tracked frames; ``depth_model`` reads the frames the tracker
+    kept for the scale); logs what it found and any warning."""
     say = say or (lambda msg: None)
     t0 = time.perf_counter()
     if plan.mode == "static":
@@ -170,7 +167,7 @@ def resolve_camera(plan: CameraPlan, tracker: BackgroundTracker | None, num_fram
                            {"file": str(plan.path), "format": fmt})
     else:
         assert tracker is not None
-        est = solve_camera(tracker, "estimate" if plan.mode == "estimate" else "auto")
+        est = solve_camera(tracker, "estimate" if plan.mode == "estimate" else "auto", depth_model)
         for w in est.warnings:
             say(w)
         info: dict[str, Any] = {"method": est.method, "mode": plan.mode, "engine": _engine_name(est),
@@ -192,14 +189,17 @@ def resolve_camera(plan: CameraPlan, tracker: BackgroundTracker | None, num_fram
             if depth is not None and plan.scale is None:
                 if est.metric_scale is not None:
                     scale, scale_source = est.metric_scale, f"metric depth model {depth['model']}"
-                    say(f"camera: scale from the metric depth model {depth['model']}: {scale:.3g} m per unit "
+                    say(f"camera: scale from the metric depth model {depth['model']}: {scale:.4g} m per unit "
                         f"({depth['frames_used']} frames, spread {100 * depth['spread']:.0f} %)")
-                else:
-                    say(f"camera: the metric depth model {depth['model']} gave no scale "
-                        f"({depth.get('why', 'too few mapped points in the frames it read')}): fitting it to the hands")
+                elif est.method == "estimated":
+                    say(f"camera: the metric depth model {depth['model']} gave no scale (too few mapped points "
+                        f"in the frames kept for it): fitting it to the hands")
             res = CameraResult(est.T_cano_from_cam, scale, f"{est.method} from the video ({info['engine']})", True,
                                info, est, scale_source=scale_source)
     res.seconds = time.perf_counter() - t0 + (tracker.seconds if tracker is not None else 0.0)
+    if res.estimate is not None and "depth" in res.estimate.stats:  # timed apart: the depth model's reads
+        res.depth_seconds = float(res.estimate.stats["depth"]["seconds"])
+        res.seconds -= res.depth_seconds
     if res.moving:
         rot = res.poses[:, :3, :3]
         ang = np.degrees(np.arccos(np.clip((np.trace(rot, axis1=1, axis2=2) - 1) / 2, -1.0, 1.0)))

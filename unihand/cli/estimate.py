@@ -41,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="metres per unit of the camera translations, or fit (fitted to the hands); default: fit for "
                         "estimated poses and COLMAP files, 1 for .npz and Aria files")
     p.add_argument("--depth-model", default=None, metavar="DIR",
-                   help="a local metric depth checkpoint (transformers: Depth Anything V2 Metric, ZoeDepth): the "
+                   help="a local metric depth checkpoint (transformers Depth Anything V2 Metric): the "
                         "estimated camera path's metric scale read from the scene instead of fitted to the hands")
     p.add_argument("--checkpoint", metavar="PATH", default=None,
                    help="UniHand checkpoint folder (default: the small model shipped with the package)")

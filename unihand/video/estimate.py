@@ -56,6 +56,7 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
+from unihand.camera.depth import DepthModel, DepthModelArg
 from unihand.camera.stage import CameraResult, CameraTap, metric_scale, plan_camera, resolve_camera
 from unihand.data.io import Conditions, Motion
 from unihand.data.windows import true_runs
@@ -103,7 +104,7 @@ class EstimateSettings:
     progress: bool | None = None  # None: bars when stderr is a terminal
     camera: str | os.PathLike | None = None  # auto | static | estimate | a poses file
     camera_scale: float | str | None = None  # metres per unit of the poses, or "fit"
-    depth_model: Any = None  # a metric depth checkpoint directory (or DepthModel): the camera scale from the scene
+    depth_model: DepthModelArg = None  # a metric depth checkpoint directory (or DepthModel): the camera scale from the scene
     mano_dir: str | None = None
     backbone_path: str | None = None
 
@@ -226,6 +227,7 @@ class _Run:
     detections: list[list[Detection]] = field(default_factory=list)
     frames: np.ndarray | None = None  # kept frames of a vision checkpoint
     camera: CameraResult | None = None
+    depth_model: DepthModel | None = None  # the loaded --depth-model
 
     @property
     def info(self) -> VideoInfo:
@@ -267,8 +269,10 @@ def estimate_video(
     run = _Run(s, source, K, k_source, model, timings, say)
     tracker = _detect_stage(run, detector, cam_plan)
     tracks = _track_stage(run)
-    run.camera = resolve_camera(cam_plan, tracker, len(run.detections), run.info.fps, say)
+    run.camera = resolve_camera(cam_plan, tracker, len(run.detections), run.info.fps, say, run.depth_model)
     timings["camera"] = run.camera.seconds
+    if run.depth_model is not None:
+        timings["depth_model"] = run.camera.depth_seconds
     results = _hand_stage(run, tracks)
     if outdir is not None:
         mesh = _mesh_layers(run, results) if s.render else {}
@@ -299,18 +303,14 @@ def _detect_stage(run: _Run, detector: Detector | None, cam_plan: Any) -> Any:
         from unihand.camera.engine import BackgroundTracker
 
         tracker = BackgroundTracker(run.K, info.image_size)
-        depth = None
         if s.depth_model is not None:
             with run.timings("load_depth_model"):
-                depth = load_depth_model(s.depth_model, s.device)
-        tap = CameraTap(detector, tracker, depth, depth_schedule(info.num_frames))
+                run.depth_model = load_depth_model(s.depth_model, s.device)
+        tap = CameraTap(detector, tracker, None if run.depth_model is None else depth_schedule(info.num_frames))
     run.detections, run.frames = detect_video(run.source, detector if tracker is None else tap,
                                               run.timings, s.progress, keep_frames=vision)
     if tracker is not None:
         run.timings["detect"] = run.timings.get("detect", 0.0) - tracker.seconds
-        if tracker.depth is not None:  # the depth model's reads, timed apart from the detector
-            run.timings["detect"] -= tracker.depth.seconds
-            run.timings["depth_model"] = tracker.depth.seconds
     return tracker
 
 

@@ -107,7 +107,8 @@ class SyntheticSequence:
         return letterbox(self.camera.image_size, size)
 
     def room(self, size: int = 224) -> Room | None:
-        """The room :meth:`render` draws at ``size`` (None with the "far" background)."""
+        """The room :meth:`render` draws at ``size`` (None with the "far" background): drawn from the render
+        stream after the style, so "far" scenes render as before rooms existed."""
         if self.background != "room":
             return None
         rng = np.random.default_rng(self.render_seed)
@@ -119,9 +120,7 @@ class SyntheticSequence:
         ``frames``: only these frame indices (same scene and style; sensor noise may differ)."""
         rng = np.random.default_rng(self.render_seed)
         style = sample_style(rng, size)
-        # the room comes after the style from the same stream: "far" scenes render as before
-        room = (sample_room(rng, self.camera.T_cano_from_cam, self.motion.joints, size)
-                if self.background == "room" else None)
+        room = self.room(size)
         sel = slice(None) if frames is None else frames
         occluders = self.occluders if frames is None else self.occluders.at_frames(frames)
         return render_frames(self.joints_cam[sel], self.camera.K, self.camera.image_size,
