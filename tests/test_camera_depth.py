@@ -206,3 +206,35 @@ def test_a_still_camera_costs_no_depth_reads() -> None:
     res = resolve_camera(plan_camera("auto", None, None, model), tracker, len(frames), 30.0, None, model)
     assert not res.moving and res.scale == 1.0 and model.calls == []
     assert len(tracker.depth.frames) == 5  # kept, never read
+
+
+def test_estimate_with_a_depth_model_writes_metric_poses_and_names_the_source(tmp_path: Path) -> None:
+    """``estimate_video(..., depth_model=...)``: the motion's camera poses in metres at the depth model's
+    scale, the summary names the source, the reads are timed apart."""
+    import json
+
+    from tests.test_video_estimate import StubModel
+    from unihand.video.estimate import estimate_video
+    from unihand.viz.video import H264Writer
+
+    frames, K, kp, seq, room = _rendered_room()
+    T_true = seq.camera.T_cano_from_cam
+    video = tmp_path / "clip.mp4"
+    writer = H264Writer(video, (frames.shape[2], frames.shape[1]), 30.0, crf=18)
+    for f in frames:
+        writer.write(f)
+    writer.close()
+    count = iter(range(10**6))
+
+    def detector(frame: np.ndarray) -> list[Detection]:
+        return [Detection(kp[next(count) % len(kp)].astype(np.float32), np.ones(21, np.float32), 1.0, 1.0)]
+
+    depth = _TrueDepth(room, K, T_true, (frames.shape[2], frames.shape[1]))
+    res = estimate_video(video, tmp_path / "out", hands="right", intrinsics=(K[0, 0], K[1, 1], K[0, 2], K[1, 2]),
+                         model=StubModel(), detector=detector, render=False, progress=False, depth_model=depth)
+    cam = json.loads((tmp_path / "out" / "right_summary.json").read_text())["camera"]
+    assert cam["scale_source"] == "metric depth model true room x1.3" and cam["stats"]["depth"]["frames_used"] >= 8
+    T = np.load(tmp_path / "out" / "right_motion.npz")["T_cano_from_cam"].astype(np.float64)
+    te, tt = T[:, :3, 3], T_true[:, :3, 3]
+    assert float((te * tt).sum() / (te * te).sum()) == pytest.approx(1 / 1.3, rel=0.1)  # metres, 30 % too long
+    assert res.timings["depth_model"] > 0 and res.timings["camera"] > 0
