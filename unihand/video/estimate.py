@@ -362,7 +362,9 @@ def _hand_stage(run: _Run, tracks: dict[str, HandTrack]) -> dict[str, HandResult
         if scale == "fit" and poses is not None:
             fitted = metric_scale(poses, metric)
             scale, scale_source = (1.0, "none (no translation)") if fitted is None else (fitted, f"fitted to the {side} hand")
-            run.say(f"camera scale: {scale:.4g} m per unit ({scale_source})")
+            hint = ("" if fitted is None else "; a hand that travels with the head biases it: --depth-model or "
+                    "--camera-scale give it from elsewhere")
+            run.say(f"camera scale: {scale:.4g} m per unit ({scale_source}{hint})")
         motion.extra["T_cano_from_cam"] = metric
         motion.joints_2d = reproject(motion.joints, run.K, None if poses is None else metric)
         mask = cond.kp2d_mask
