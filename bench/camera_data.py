@@ -74,11 +74,10 @@ class SimulatedDepth:
 
     def __call__(self, frame, index: int):
         from unihand.data.synthetic.render import room_depth
+        from unihand.geometry.camera import rescale_K
 
         h, w = frame.shape[:2]  # the frame as kept for the model (downscaled beyond 1920 px)
-        s = w / self.size[0]
-        K = np.array([[self.K[0, 0] * s, 0.0, (self.K[0, 2] + 0.5) * s - 0.5],
-                      [0.0, self.K[1, 1] * s, (self.K[1, 2] + 0.5) * s - 0.5], [0.0, 0.0, 1.0]])
+        K = rescale_K(self.K, w / self.size[0])
         d = room_depth(self.room, K, self.seq.camera.T_cano_from_cam[index], w, h)
         noise = self.frame_sigma * self.rng.normal() + self.pixel_sigma * self.rng.normal(size=d.shape)
         return (d * self.bias * np.exp(noise)).astype(np.float32)

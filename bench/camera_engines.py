@@ -97,13 +97,15 @@ def run_colmap(frames: np.ndarray, K: np.ndarray, hands: np.ndarray, folder: Pat
     import pycolmap
 
     from unihand.camera.engine import WORK_SIZE, hand_mask
+    from unihand.geometry.camera import rescale_K
 
     pycolmap.logging.minloglevel = 2
     n, H, W = frames.shape[:3]
     s = min(1.0, WORK_SIZE / max(W, H))
     w, h = round(W * s), round(H * s)
     # the intrinsics of the downscaled pixels (pixel centres at integer coordinates), as the engine's
-    params = [K[0, 0] * s, K[1, 1] * s, (K[0, 2] + 0.5) * s - 0.5, (K[1, 2] + 0.5) * s - 0.5]
+    Kw = rescale_K(K, s)
+    params = [Kw[0, 0], Kw[1, 1], Kw[0, 2], Kw[1, 2]]
     images, masks, db, out = folder / "images", folder / "masks", folder / "database.db", folder / "sparse"
     for d in (images, masks, out):
         d.mkdir(parents=True)

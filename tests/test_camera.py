@@ -133,3 +133,13 @@ def test_canonical_is_differentiable() -> None:
     pts = torch.randn(3, 21, 3, dtype=torch.float64)
     canonical.points_to_canonical(pts, T_wc, source="camera").sum().backward()
     assert torch.isfinite(T_wc.grad).all()
+
+
+def test_rescaled_intrinsics_project_to_rescaled_pixels() -> None:
+    K = np.array([[800.0, 0.0, 639.5], [0.0, 790.0, 359.5], [0.0, 0.0, 1.0]])
+    pts = np.array([[0.1, -0.2, 1.5], [-0.3, 0.25, 0.8]])
+    for s in (0.5, 1 / 3, 2.0):
+        np.testing.assert_allclose(camera.project(pts, camera.rescale_K(K, s)),
+                                   camera.rescale_pixels(camera.project(pts, K), s), atol=1e-9)
+    # the image centre stays the centre: 1280 -> 640 pixels wide
+    np.testing.assert_allclose(camera.rescale_pixels(np.array([639.5, 359.5]), 0.5), [319.5, 179.5])

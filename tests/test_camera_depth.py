@@ -83,17 +83,11 @@ def test_depth_scale_is_the_median_ratio_and_reads_only_frames_with_mapped_point
         depth_scale(kept, wrong, z_of)
 
 
-def _rendered_room(frames: int = 40, size: int = 480):
-    from unihand.data.synthetic.conditions import ConditionConfig
-    from unihand.data.synthetic.world import SynthConfig, SyntheticWorld
+def _rendered_room(size: int = 480):
+    from tests.test_camera_motion import _rendered_sequence
 
-    cfg = SynthConfig(frames=frames, left_p=0.0, moving_camera_p=1.0, exit_p=0.0, camera="gopro",
-                      head_motion="realistic", background="room", occluder_counts_p=(1.0,),
-                      conditions=ConditionConfig(gap_counts_p=(1.0,)))
-    seq = SyntheticWorld(seed=3000, config=cfg).sequence(1)
-    lb = seq.letterbox(size)
-    kp = lb.normalized_to_crop(np.asarray(seq.conditions.kp2d, np.float64))
-    return lb.crop(seq.render(size)), lb.crop_K(seq.camera.K), kp, seq, seq.room(size)
+    frames, K, kp, seq = _rendered_sequence(3000, 1, moving=True, size=size)
+    return frames, K, kp, seq, seq.room(size)
 
 
 class _TrueDepth:

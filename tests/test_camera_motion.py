@@ -117,6 +117,12 @@ def test_camera_choices_are_checked_before_any_frame() -> None:
 
 def _rendered(seed: int, index: int, moving: bool, size: int = 480, frames: int = 40):
     """Frames (N, H, W, 3), the frames' K, the true hand keypoints (pixels) and the true poses."""
+    video, K, kp, seq = _rendered_sequence(seed, index, moving, size, frames)
+    return video, K, kp, seq.camera.T_cano_from_cam
+
+
+def _rendered_sequence(seed: int, index: int, moving: bool, size: int = 480, frames: int = 40):
+    """Frames (N, H, W, 3), the frames' K, the true hand keypoints (pixels) and the sequence."""
     from unihand.data.synthetic.conditions import ConditionConfig
     from unihand.data.synthetic.world import SynthConfig, SyntheticWorld
 
@@ -126,7 +132,7 @@ def _rendered(seed: int, index: int, moving: bool, size: int = 480, frames: int 
     seq = SyntheticWorld(seed=seed, config=cfg).sequence(index)
     lb = seq.letterbox(size)
     kp = lb.normalized_to_crop(np.asarray(seq.conditions.kp2d, np.float64))
-    return lb.crop(seq.render(size)), lb.crop_K(seq.camera.K), kp, seq.camera.T_cano_from_cam
+    return lb.crop(seq.render(size)), lb.crop_K(seq.camera.K), kp, seq
 
 
 @pytest.fixture(scope="module")

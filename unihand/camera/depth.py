@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from unihand.errors import UserError
+from unihand.geometry.camera import rescale_pixels
 
 #: Frames of the clip the depth model reads (evenly spread; at most one every
 #: :data:`DEPTH_MIN_SPACING` frames).
@@ -162,7 +163,7 @@ class DepthFrames:
         self.frames.append(int(frame_index))
         self.images.append(np.ascontiguousarray(frame))
         self.ids.append(np.asarray(ids, np.int64))
-        self.pts.append((np.asarray(pts_full, np.float64) + 0.5) * s - 0.5)
+        self.pts.append(rescale_pixels(pts_full, s))
         if len(self.frames) > 2 * DEPTH_FRAMES:
             self._thin()
 

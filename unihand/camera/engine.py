@@ -51,6 +51,7 @@ import numpy as np
 
 from unihand.camera.depth import DepthFrames, DepthModel, depth_scale, model_name
 from unihand.geometry.alignment import umeyama
+from unihand.geometry.camera import rescale_K, rescale_pixels
 
 #: Frames are tracked at this size (longer side, pixels).
 WORK_SIZE = 640
@@ -174,10 +175,7 @@ class BackgroundTracker:
         self.image_size = (w, h)
         self.scale = min(1.0, work_size / max(w, h))
         self.work_shape = (max(1, round(h * self.scale)), max(1, round(w * self.scale)))  # (H, W)
-        K = np.asarray(K, np.float64)
-        s = self.scale
-        self.K = np.array([[K[0, 0] * s, 0.0, (K[0, 2] + 0.5) * s - 0.5],
-                           [0.0, K[1, 1] * s, (K[1, 2] + 0.5) * s - 0.5], [0.0, 0.0, 1.0]])
+        self.K = rescale_K(K, self.scale)
         self.max_features = int(max_features)
         self.ids: list[np.ndarray] = []  # per frame: track ids (ascending)
         self.pts: list[np.ndarray] = []  # per frame: (n, 2) float32 positions (work pixels)
@@ -196,7 +194,7 @@ class BackgroundTracker:
 
     def to_full(self, pts: np.ndarray) -> np.ndarray:
         """Work-size pixel positions (n, 2) -> full-resolution pixels."""
-        return (np.asarray(pts, np.float64) + 0.5) / self.scale - 0.5
+        return rescale_pixels(pts, 1.0 / self.scale)
 
     def _grey(self, frame: np.ndarray) -> np.ndarray:
         h, w = self.work_shape

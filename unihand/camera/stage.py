@@ -137,7 +137,12 @@ class CameraResult:
     estimate: CameraEstimate | None = None
     seconds: float = 0.0
     scale_source: str = "given"  # where a numeric scale comes from
-    depth_seconds: float = 0.0  # the depth model's reads (not in ``seconds``)
+
+    @property
+    def depth_seconds(self) -> float:
+        """Time of the depth model's reads (not in :attr:`seconds`)."""
+        depth = self.estimate.stats.get("depth") if self.estimate is not None else None
+        return float(depth["seconds"]) if depth else 0.0
 
     def summary(self) -> dict[str, Any]:
         out = {"source": self.source, "moving": self.moving, **self.info}
@@ -196,10 +201,8 @@ def resolve_camera(plan: CameraPlan, tracker: BackgroundTracker | None, num_fram
                         f"in the frames kept for it): fitting it to the hands")
             res = CameraResult(est.T_cano_from_cam, scale, f"{est.method} from the video ({info['engine']})", True,
                                info, est, scale_source=scale_source)
-    res.seconds = time.perf_counter() - t0 + (tracker.seconds if tracker is not None else 0.0)
-    if res.estimate is not None and "depth" in res.estimate.stats:  # timed apart: the depth model's reads
-        res.depth_seconds = float(res.estimate.stats["depth"]["seconds"])
-        res.seconds -= res.depth_seconds
+    # the depth model's reads are timed apart
+    res.seconds = time.perf_counter() - t0 + (tracker.seconds if tracker is not None else 0.0) - res.depth_seconds
     if res.moving:
         rot = res.poses[:, :3, :3]
         ang = np.degrees(np.arccos(np.clip((np.trace(rot, axis1=1, axis2=2) - 1) / 2, -1.0, 1.0)))

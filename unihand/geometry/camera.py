@@ -87,6 +87,19 @@ def intrinsics_from_fov(fov_deg: float, width: int, height: int) -> np.ndarray:
 DEFAULT_FOV_DEG = 60.0
 
 
+def rescale_pixels(pixels: np.ndarray, s: float) -> np.ndarray:
+    """Pixel positions (..., 2) of an image resized by ``s``, pixel centres kept at integers."""
+    return (np.asarray(pixels, np.float64) + 0.5) * s - 0.5
+
+
+def rescale_K(K: np.ndarray, s: float) -> np.ndarray:
+    """Intrinsics (3, 3) of an image resized by ``s`` (focal lengths times ``s``, principal point as
+    :func:`rescale_pixels`)."""
+    K = np.asarray(K, np.float64)
+    return np.array([[K[0, 0] * s, 0.0, (K[0, 2] + 0.5) * s - 0.5],
+                     [0.0, K[1, 1] * s, (K[1, 2] + 0.5) * s - 0.5], [0.0, 0.0, 1.0]])
+
+
 def default_intrinsics(width: int, height: int) -> np.ndarray:
     """``K`` (3, 3) with :data:`DEFAULT_FOV_DEG` across the longer side (horizontal for landscape images)."""
     f = (max(width, height) / 2) / math.tan(math.radians(DEFAULT_FOV_DEG) / 2)
