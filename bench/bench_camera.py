@@ -42,7 +42,7 @@ from camera_data import SEED, SimulatedDepth, render_video  # noqa: E402
 DEPTH_CLIP_SIGMA, DEPTH_FRAME_SIGMA, DEPTH_PIXEL_SIGMA = 0.10, 0.05, 0.05
 DEPTH_BIASES = {"depth_short": 0.85, "depth_long": 1.15}
 
-SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "samples" / "right_hand_office.mp4"
+SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "right_hand_office.mp4"
 CACHE = Path(__file__).resolve().parents[1] / "runs" / "bench_camera"
 
 

@@ -29,7 +29,7 @@ from unihand.video.decode import open_video
 from unihand.video.detect import HandDetector
 from unihand.video.estimate import estimate_video, load_model
 
-SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "samples" / "right_hand_office.mp4"
+SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "right_hand_office.mp4"
 STAGES = ("decode", "detect", "track", "generate_right", "write_motion_right")
 
 

@@ -34,7 +34,7 @@ from unihand.video.detect import HandDetector
 from unihand.video.conditions import reproject, reprojection_stats
 from unihand.video.estimate import estimate_video, load_model
 
-SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "samples" / "right_hand_office.mp4"
+SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "right_hand_office.mp4"
 WINDOW, OVERLAP = 48, 16  # UniHand.generate's windows
 
 

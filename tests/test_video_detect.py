@@ -7,7 +7,7 @@ import pytest
 
 from unihand.video.decode import open_video, read_all
 
-SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "samples" / "right_hand_office.mp4"
+SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "right_hand_office.mp4"
 pytest.importorskip("mediapipe")
 pytestmark = pytest.mark.skipif(not SAMPLE.exists(), reason="sample video not available")
 

@@ -23,7 +23,7 @@ from unihand.video.intrinsics import resolve_intrinsics
 from unihand.video.outputs import OUTPUT_NAMES
 from unihand.video.track import HandTrack
 
-SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "samples" / "right_hand_office.mp4"
+SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "right_hand_office.mp4"
 needs_sample = pytest.mark.skipif(not SAMPLE.exists(), reason="sample video not available")
 N = 12
 
