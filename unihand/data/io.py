@@ -107,7 +107,7 @@ def _as_array(value: Any) -> Any:
 #: Largest magnitude per field that any motion, even a badly trained model's, can have: beyond it a
 #: value is an encoding error (1e30), not a motion (metres for positions, radians, pixels for 2D joints).
 MAGNITUDE_LIMITS = {"global_orient": 1e3, "hand_pose": 1e3, "betas": 1e3, "transl": 1e5, "joints": 1e5,
-                    "vertices": 1e5, "kp3d": 1e5, "mano": 1e5, "joints_2d": 1e9}
+                    "vertices": 1e5, "kp3d": 1e5, "kp3d_hand": 1e5, "mano": 1e5, "joints_2d": 1e9}
 
 
 def _check_float(where: str, name: str, value: Any, shape: tuple, *, finite: bool) -> np.ndarray:
@@ -282,6 +282,7 @@ def check_normalised(kp2d: np.ndarray, mask: np.ndarray | None = None, where: st
 CONDITION_SHAPES: dict[str, tuple[int | None, ...]] = {
     "kp2d": (None, 21, 2),
     "kp3d": (None, 21, 3),
+    "kp3d_hand": (None, 21, 3),
     "mano": (None, MANO_DIM),
 }
 
@@ -298,6 +299,10 @@ class Conditions(_NpzRecord):
     kp2d_conf: np.ndarray | None = None  # (N, 21) detector confidence, optional
     kp3d: np.ndarray | None = None  # (N, 21, 3) canonical frame, metres
     kp3d_mask: np.ndarray | None = None
+    # (N, 21, 3) hand-centred metric 3D keypoints, any origin and orientation per frame: a detector's
+    # own 3D hand (MediaPipe's world landmarks); only their articulation is used (the refinement)
+    kp3d_hand: np.ndarray | None = None
+    kp3d_hand_mask: np.ndarray | None = None  # (N,) or (N, 21)
     mano: np.ndarray | None = None  # (N, 61)
     mano_mask: np.ndarray | None = None  # (N,)
     is_right: bool = True
@@ -373,7 +378,8 @@ class Conditions(_NpzRecord):
         mods = [m for m in CONDITION_SHAPES if m in raw]
         if not mods:
             raise UserError(
-                f"{path}: no condition field found; expected any of kp2d (N,21,2), kp3d (N,21,3), mano (N,61)"
+                f"{path}: no condition field found; expected any of kp2d (N,21,2), kp3d (N,21,3), "
+                "kp3d_hand (N,21,3), mano (N,61)"
             )
         out: dict[str, Any] = {}
         for m in mods:

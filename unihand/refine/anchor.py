@@ -53,9 +53,9 @@ def _features(mano: np.ndarray) -> np.ndarray:
 def anchor(hand: nn.Module, state: PoseState, obs: Observations) -> PoseState:
     """``state`` with each frame's rigid placement fitted to its observations (see the module doc)."""
     n = state.rot.shape[0]
-    joints, _ = pose_joints(hand, state, jacobian=False)
+    joints, _ = obs.keypoints(pose_joints(hand, state, jacobian=False)[0])  # where the detector sees them
     wrist = joints[:, 0].numpy()
-    local = (joints - joints[:, :1]).numpy()  # joints about the wrist, in camera axes
+    local = (joints - joints[:, :1]).numpy()  # keypoints about the wrist, in camera axes
     rot = state.rot.numpy().copy()
     new_wrist = wrist.copy()
     done = np.zeros(n, dtype=bool)

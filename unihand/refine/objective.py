@@ -26,9 +26,15 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from unihand.geometry.alignment import umeyama
 from unihand.hand.anatomy import JOINT_LIMITS
+from unihand.hand.joints import OPENPOSE_PARENTS
 from unihand.refine.kinematics import ANGLES, FRAME_DIM, FREE_ANGLES, PoseState, _euler_parts, pose_joints
 
+#: Joints of the palm (OpenPose order: wrist and the four finger MCPs) on which a detector's
+#: hand-centred 3D is aligned to the estimate.
+PALM = [0, 5, 9, 13, 17]
+_PARENT = list(OPENPOSE_PARENTS[1:])  # parent of joints 1..20
 #: Nearest depth (m) the 2D term's Jacobian uses; points closer than this are not pulled through the lens.
 MIN_DEPTH = 0.05
 
@@ -39,8 +45,13 @@ class RefineConfig:
 
     sigma_2d: float = 0.005  # m at the hand: typical detector error
     robust: str = "gm"  # 2D kernel: "gm" (Geman-McClure) or "huber"
-    robust_2d: float = 0.01  # m at the hand: the kernel's scale
+    robust_2d: float = 0.02  # m at the hand: the kernel's scale (its last; see gnc_2d)
     sigma_3d: float = 0.002  # m
+    sigma_hand3d: float = 0.01  # m per joint: a detector's hand-centred 3D (articulation)
+    robust_hand3d: float = 0.02  # m: its Cauchy scale (a wrong finger of the detector pulls less and less)
+    detector_start: bool = True  # per finger, start from the detector's 3D where it explains the 2D better
+    detector_markers: bool = True  # the detector's keypoints at its own proportions along the fingers
+    gap_restart: bool = True  # solve again from each gap's interpolation (refine.gaps)
     sigma_mano_rot: float = 1e-3  # rad, given MANO frames
     sigma_mano_transl: float = 1e-3  # m
     sigma_mano_betas: float = 0.01  # the shape of given MANO frames
@@ -49,15 +60,17 @@ class RefineConfig:
     sigma_prior_transl: float = 0.3  # m
     unobserved_prior: float = 0.03  # the three above scale by this where nothing is observed (docs/design.md)
     sigma_accel: float = 3.0  # m/s^2, joint acceleration
-    robust_accel: float = 5.0  # m/s^2: Cauchy scale, so fast real movements are not smoothed away
+    robust_accel: float = 4.0  # m/s^2: Cauchy scale, so fast real movements are not smoothed away
     sigma_angle_accel: float = 50.0  # rad/s^2, finger-angle acceleration
-    robust_angle_accel: float = 100.0  # rad/s^2: its Cauchy scale
+    robust_angle_accel: float = 40.0  # rad/s^2: its Cauchy scale
     sigma_limit: float = 0.01  # rad beyond a joint limit
     sigma_betas: float = 1.0
     sigma_log_scale: float = 1.0  # camera scale fitted to the hands: log-normal around its start
-    iterations: int = 15  # Levenberg-Marquardt iterations per chunk (at most)
+    iterations: int = 15  # Levenberg-Marquardt iterations per chunk (at most), over all the stages below
+    gnc_2d: tuple[float, ...] = (10.0, 3.0, 1.0)  # the 2D kernel's scale, widest first: graduated non-convexity
     rtol: float = 3e-3  # stop when an iteration lowers the cost by less than this fraction
     shape_iterations: int = 4
+    ik_iterations: int = 6  # inverse kinematics onto a detector's hand-centred 3D (the second start)
     shape_frames: int = 24  # frames the shape is fitted on (spread over the sequence)
     chunk: int = 512  # frames solved at once (memory is bounded by one chunk)
     overlap: int = 32  # frames shared by consecutive chunks
@@ -75,16 +88,28 @@ class Observations:
     cam_from_cano: torch.Tensor | None = None  # (N, 4, 4); None: static camera (identity)
     kp3d: torch.Tensor | None = None  # (N, 21, 3) canonical
     kp3d_weight: torch.Tensor | None = None  # (N, 21)
+    kp3d_hand: torch.Tensor | None = None  # (N, 21, 3) hand-centred 3D keypoints (any origin and orientation)
+    kp3d_hand_weight: torch.Tensor | None = None  # (N, 21)
     mano: torch.Tensor | None = None  # (N, 61)
     mano_mask: torch.Tensor | None = None  # (N,) bool
+    # (21, 21): the detector's keypoints as points on the hand's skeleton (rows: keypoints, columns: the
+    # joints they are combined from); None: the keypoints are the joints (see refine.articulation)
+    markers: torch.Tensor | None = None
     fit_scale: bool = False  # the camera translations are known up to one scale, fitted to the hands
 
     def frames(self, idx: slice | torch.Tensor) -> "Observations":
         pick = lambda t: None if t is None else t[idx]  # noqa: E731
         n = int(torch.arange(self.num_frames)[idx].numel())
         return Observations(self.fps, n, pick(self.kp2d), pick(self.kp2d_weight), self.K, pick(self.cam_from_cano),
-                            pick(self.kp3d), pick(self.kp3d_weight), pick(self.mano), pick(self.mano_mask),
-                            self.fit_scale)
+                            pick(self.kp3d), pick(self.kp3d_weight), pick(self.kp3d_hand), pick(self.kp3d_hand_weight),
+                            pick(self.mano), pick(self.mano_mask), self.markers, self.fit_scale)
+
+    def keypoints(self, joints: torch.Tensor, jac: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The detector's keypoints on the hand (N, 21, 3) from its joints, and their Jacobian (N, 21, 3, P)."""
+        if self.markers is None:
+            return joints, jac
+        m = self.markers.to(joints)
+        return torch.einsum("kj,njc->nkc", m, joints), None if jac is None else torch.einsum("kj,njcp->nkcp", m, jac)
 
     def camera(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, 3, 3) rotation and (N, 3) translation, canonical -> each frame's camera."""
@@ -127,6 +152,8 @@ def _evidence(obs: "Observations") -> torch.Tensor:
         seen |= (obs.kp2d_weight > 0).sum(1) >= 2
     if obs.kp3d is not None:
         seen |= (obs.kp3d_weight > 0).any(1)
+    if obs.kp3d_hand is not None:
+        seen |= (obs.kp3d_hand_weight > 0).sum(1) >= 2
     if obs.mano_mask is not None:
         seen |= obs.mano_mask
     return seen
@@ -238,6 +265,7 @@ class Objective:
     def __init__(self, hand: nn.Module, obs: Observations, prior: PoseState, cfg: RefineConfig,
                  temporal: bool = True) -> None:
         self.hand, self.obs, self.prior, self.cfg, self.temporal = hand, obs, prior, cfg, temporal
+        self.widen_2d = 1.0  # the 2D kernel's scale over cfg.robust_2d (graduated non-convexity)
         self.limits = torch.from_numpy(JOINT_LIMITS).flatten(0, 1)[FREE_ANGLES]  # (27, 2)
         n = prior.rot.shape[0]
         self.cam_rot, self.cam_t = obs.camera(n)
@@ -253,6 +281,10 @@ class Objective:
         else:
             self.given = None
         self.evidence = _evidence(obs)  # (N,) frames with any observation
+        if obs.kp3d_hand is not None:  # frames whose palm the alignment can use; a bone needs both its ends
+            self.hand3d_seen = (obs.kp3d_hand_weight[:, PALM] > 0).all(1)
+            wt = obs.kp3d_hand_weight
+            self.hand3d_weight = torch.minimum(wt[:, 1:], wt[:, _PARENT]) * self.hand3d_seen[:, None]
 
     @staticmethod
     def _smoothness(a2: torch.Tensor, scale: float, seen: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -278,7 +310,7 @@ class Objective:
         s = self.pixel_scale[:, None, None]
         r = (xy @ K2.T + obs.K[:2, 2] - obs.kp2d) * s  # (N, 21, 2)
         c = obs.kp2d_weight / cfg.sigma_2d**2
-        rho, irls = robust(r.pow(2).sum(-1), cfg.robust_2d, cfg.robust)
+        rho, irls = robust(r.pow(2).sum(-1), cfg.robust_2d * self.widen_2d, cfg.robust)
         cost = float((c * rho).sum())
         w = (c * irls).repeat_interleave(2, dim=1)
         if jac is None:
@@ -289,6 +321,33 @@ class Objective:
         # d(x/z, y/z) = (d[x, y] - [x/z, y/z] dz) / z, then K's 2 x 2 part, then metres at the hand
         dxy = (jcam[..., :2, :] - xy[..., None] * jcam[..., 2:, :]) * (s / z)[..., None]
         return r.flatten(1), w, cost, (K2 @ dxy).flatten(1, 2)
+
+    def _articulation(self, joints: torch.Tensor, jac: torch.Tensor | None):
+        """Bone-direction residuals (N, 60) against a detector's hand-centred 3D: each of the 20 bones
+        between the detector's keypoints (parent -> child) should point where the detector's does, once
+        the detector's hand is rotated onto the estimate's palm (a rotation fitted each evaluation, held
+        in the step). Directions, not positions, so the two hands' bone lengths need not agree; a bone's
+        residual is ``v - |v| u`` (v the bone, u the detector's direction: metres). IRLS weights (N, 60),
+        robust cost, Jacobian ``(I - u v^T / |v|) dv``."""
+        obs, cfg = self.obs, self.cfg
+        src = obs.kp3d_hand - obs.kp3d_hand[:, :1]
+        rel = joints - joints[:, :1]
+        _, R, _ = umeyama(src[:, PALM], rel[:, PALM], translation=False)
+        bone = joints[:, 1:] - joints[:, _PARENT]  # (N, 20, 3)
+        length = bone.norm(dim=-1, keepdim=True)
+        ref = (src[:, 1:] - src[:, _PARENT]) @ R.transpose(1, 2)
+        ref = ref / ref.norm(dim=-1, keepdim=True).clamp_min(1e-9)
+        r = torch.where(self.hand3d_seen[:, None, None], bone - length * ref, torch.zeros_like(bone))
+        c = self.hand3d_weight / cfg.sigma_hand3d**2
+        rho, irls = robust(r.pow(2).sum(-1), cfg.robust_hand3d, "cauchy")
+        cost = float((c * rho).sum())
+        w = (c * irls).repeat_interleave(3, dim=1)
+        if jac is None:
+            return r.flatten(1), w, cost, None
+        jb = jac[:, 1:] - jac[:, _PARENT]  # (N, 20, 3, P)
+        unit = bone / length.clamp_min(1e-9)
+        jr = jb - torch.einsum("nbc,nbd,nbdp->nbcp", ref, unit, jb)
+        return r.flatten(1), w, cost, jr.flatten(1, 2)
 
     def _pose_residuals(self, state: PoseState, target: PoseState, mask: torch.Tensor | None,
                         sig_rot: float, sig_ang: float, sig_tr: float):
@@ -313,9 +372,10 @@ class Objective:
         jac_shape = shape_jacobian(self.hand, state) if need and border == "shape" else None
         n = joints.shape[0]
         cost = 0.0
+        both = jac if jac_shape is None or jac is None else torch.cat([jac, jac_shape], -1)
+        points, jac_points = obs.keypoints(joints, both)  # what the detector's keypoints observe
         if obs.kp2d is not None:
-            both = jac if jac_shape is None or jac is None else torch.cat([jac, jac_shape], -1)
-            r, w, c, j2 = self._reprojection(joints, both, state.log_scale, need and border == "scale")
+            r, w, c, j2 = self._reprojection(points, jac_points, state.log_scale, need and border == "scale")
             cost += c
             if need:
                 normal.add(r, j2[..., :FRAME_DIM], w, None if border is None else j2[..., FRAME_DIM:])
@@ -325,6 +385,11 @@ class Objective:
             cost += float((w * r * r).sum())
             if need:
                 normal.add(r, jac.flatten(1, 2), w, None if jac_shape is None else jac_shape.flatten(1, 2))
+        if obs.kp3d_hand is not None:
+            r, w, c, jh = self._articulation(points, jac_points)
+            cost += c
+            if need:
+                normal.add(r, jh[..., :FRAME_DIM], w, None if jac_shape is None else jh[..., FRAME_DIM:])
         if self.given is not None:
             r, w = self._pose_residuals(state, self.given, obs.mano_mask, cfg.sigma_mano_rot, cfg.sigma_mano_rot,
                                         cfg.sigma_mano_transl)

@@ -24,7 +24,10 @@ from threadpoolctl import threadpool_limits
 from torch import nn
 
 from unihand.errors import UserError
+from unihand.hand.joints import OPENPOSE_PARENTS
 from unihand.refine.anchor import anchor, spread_given_mano
+from unihand.refine.articulation import choose_fingers, detector_markers
+from unihand.refine.gaps import bridge_gaps, interior_gaps
 from unihand.refine.kinematics import PoseState, pose_joints
 from unihand.refine.objective import Observations, RefineConfig, _evidence
 from unihand.refine.solver import refine_sequence
@@ -48,9 +51,24 @@ def observations(arrays: dict[str, np.ndarray], num_frames: int, fps: float,
             obs.cam_from_cano = t(np.linalg.inv(np.asarray(camera_poses, np.float64)))
     if "kp3d" in arrays:
         obs.kp3d, obs.kp3d_weight = t(arrays["kp3d"]), t(arrays["kp3d_mask"])
+    if "kp3d_hand" in arrays:
+        usable = usable_hand3d(arrays["kp3d_hand"])[:, None]
+        obs.kp3d_hand, obs.kp3d_hand_weight = t(arrays["kp3d_hand"]), t(arrays["kp3d_hand_mask"] & usable)
     if "mano" in arrays:
         obs.mano, obs.mano_mask = t(arrays["mano"]), torch.from_numpy(np.asarray(arrays["mano_mask"], bool))
     return obs
+
+
+#: Shortest bone (m) a detector's 3D hand may have: one shorter has no direction to follow.
+MIN_BONE = 1e-3
+
+
+def usable_hand3d(hand3d: np.ndarray) -> np.ndarray:
+    """(N,) bool: a detector's 3D hand (N, 21, 3) is usable on a frame when it is finite and every bone has a
+    length (degenerate hands, e.g. all joints at one point or zero-filled frames, are ignored)."""
+    with np.errstate(invalid="ignore"):
+        bones = np.linalg.norm(hand3d[:, 1:] - hand3d[:, list(OPENPOSE_PARENTS[1:])], axis=-1)
+        return np.isfinite(hand3d).all(axis=(1, 2)) & (bones > MIN_BONE).all(1)
 
 
 class Refiner:
@@ -88,7 +106,19 @@ class Refiner:
                 obs.cam_from_cano = obs.cam_from_cano.clone()
                 obs.cam_from_cano[:, :3, 3] *= scale
                 start = anchor(self.hand, PoseState.from_mano(sample), obs)
-            solved = refine_sequence(self.hand, start, start, obs, self._config(obs))
+            cfg = self._config(obs)
+            if obs.kp3d_hand is not None and cfg.detector_markers:
+                obs.markers = detector_markers(self.hand, start.betas, obs.kp3d_hand, obs.kp3d_hand_weight)
+            if obs.kp3d_hand is not None and cfg.detector_start:
+                start, _ = choose_fingers(self.hand, start, obs, cfg)
+            solved = refine_sequence(self.hand, start, start, obs, cfg)
+            seen = _evidence(obs).numpy()
+            if cfg.gap_restart and interior_gaps(seen):
+                # again, each gap started on (and held near) its edges' interpolation; the shape and the 2D
+                # kernel's graduation are done
+                bridged = bridge_gaps(solved, seen)
+                solved = refine_sequence(self.hand, bridged, bridge_gaps(start, seen, bridged), obs,
+                                         replace(cfg, gnc_2d=cfg.gnc_2d[-1:]), shape=False)
             out = solved.to_mano()
         self.camera_scale = float(scale * solved.log_scale.exp()) if obs.fit_scale else float(camera_scale)
         if not np.all(np.isfinite(out)):

@@ -53,10 +53,12 @@ def _band_index(n: int, p: int, u: int) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(dest), np.concatenate(src)
 
 
-def solve_block_diagonal(normal: Normal, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Damped step of frames that do not interact (no temporal terms) plus the border (the shape): a
-    Schur complement on the border over batched per-frame Cholesky factors."""
+def solve_block_diagonal(normal: Normal, lam: float) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Damped step of frames that do not interact (no temporal terms) plus the border (the shape, if any):
+    a Schur complement on the border over batched per-frame Cholesky factors."""
     chol = torch.linalg.cholesky(_damped(normal.diag, lam))
+    if normal.border_hess is None:
+        return -torch.cholesky_solve(normal.grad[..., None], chol)[..., 0], None
     a_inv_b = torch.cholesky_solve(normal.cross, chol)  # (N, P, B)
     a_inv_g = torch.cholesky_solve(normal.grad[..., None], chol)[..., 0]  # (N, P)
     schur = _damped(normal.border_hess, lam) - torch.einsum("npa,npb->ab", normal.cross, a_inv_b)
@@ -131,6 +133,20 @@ def levenberg_marquardt(objective: Objective, state: PoseState, iterations: int,
     return state
 
 
+def graduated(objective: Objective, state: PoseState, iterations: int, border: str | None = None) -> PoseState:
+    """Levenberg-Marquardt through the 2D kernel's scales ``cfg.gnc_2d`` (graduated non-convexity): wide
+    first, so a keypoint far from the start still pulls (a finger the start has straight while the image
+    shows it folded), then tighter, so a wrong keypoint ends up pulling little. The iterations are shared
+    out over the stages, the last getting what the others leave."""
+    stages = objective.cfg.gnc_2d if objective.obs.kp2d is not None else (1.0,)
+    each = max(1, iterations // len(stages))
+    for k, widen in enumerate(stages):
+        objective.widen_2d = widen
+        last = k == len(stages) - 1
+        state = levenberg_marquardt(objective, state, iterations - each * k if last else each, border=border)
+    return state
+
+
 def fit_shape(hand: nn.Module, init: PoseState, prior: PoseState, obs: Observations, cfg: RefineConfig) -> PoseState:
     """One shape for the sequence from up to ``cfg.shape_frames`` observed frames, their poses free per
     frame; returns ``init`` with that shape and, on those frames, the poses fitted with it."""
@@ -146,13 +162,16 @@ def fit_shape(hand: nn.Module, init: PoseState, prior: PoseState, obs: Observati
     return replace(init, rot=rot, angles=ang, transl=tr, betas=fitted.betas)
 
 
-def refine_sequence(hand: nn.Module, init: PoseState, prior: PoseState, obs: Observations, cfg: RefineConfig) -> PoseState:
-    """One shape, then every frame's pose with the shape held, in chunks (see the module doc)."""
+def refine_sequence(hand: nn.Module, init: PoseState, prior: PoseState, obs: Observations, cfg: RefineConfig,
+                    shape: bool = True) -> PoseState:
+    """One shape (``shape=False``: ``init``'s is kept), then every frame's pose with the shape held, in chunks
+    (see the module doc)."""
     n = init.rot.shape[0]
-    init = fit_shape(hand, init, prior, obs, cfg)
+    if shape:
+        init = fit_shape(hand, init, prior, obs, cfg)
     hold = cfg.overlap // 2
     if n <= cfg.chunk:
-        return levenberg_marquardt(Objective(hand, obs, prior, cfg), init, cfg.iterations, border=_scale(obs))
+        return graduated(Objective(hand, obs, prior, cfg), init, cfg.iterations, border=_scale(obs))
     result = init
     start = 0
     while True:
@@ -169,8 +188,8 @@ def refine_sequence(hand: nn.Module, init: PoseState, prior: PoseState, obs: Obs
             chunk_obs.mano, chunk_obs.mano_mask = mano, mask
         # the camera scale is fitted on the first chunk and held after it
         start_state = replace(init.frames(sl), log_scale=result.log_scale)
-        solved = levenberg_marquardt(Objective(hand, chunk_obs, prior.frames(sl), cfg), start_state, cfg.iterations,
-                                     border=_scale(obs) if start == 0 else None)
+        solved = graduated(Objective(hand, chunk_obs, prior.frames(sl), cfg), start_state, cfg.iterations,
+                           border=_scale(obs) if start == 0 else None)
         result = _put(result, solved, start, slice(0 if start == 0 else hold, None))
         if end == n:
             return result

@@ -15,13 +15,19 @@ CONF_THRESHOLD = 0.5
 def track_conditions(
     track: HandTrack, K: np.ndarray, image_size: tuple[int, int], fps: float, conf_threshold: float = CONF_THRESHOLD,
 ) -> Conditions:
-    """The track's keypoints as 2D conditions: normalised by (W, H), low-confidence joints masked."""
+    """The track's keypoints as 2D conditions: normalised by (W, H), low-confidence joints masked; with the
+    detector's own 3D hand (MediaPipe's world landmarks) as ``kp3d_hand`` on the frames that have it."""
     w, h = image_size
     mask = track.detected[:, None] & (track.confidence >= conf_threshold)
     kp = np.where(mask[..., None], np.nan_to_num(track.keypoints), 0.0) / np.array([w, h], np.float32)
+    hand3d = None
+    if track.world is not None:
+        has = track.detected & np.isfinite(track.world).all(axis=(1, 2))
+        hand3d = np.where(has[:, None, None], np.nan_to_num(track.world), np.nan).astype(np.float32)
     return Conditions(
         kp2d=kp.astype(np.float32), kp2d_mask=mask, kp2d_conf=np.where(mask, track.confidence, 0.0).astype(np.float32),
-        is_right=track.is_right, fps=float(fps), K=np.asarray(K, np.float32), image_size=np.array([w, h], np.int64),
+        kp3d_hand=hand3d, is_right=track.is_right, fps=float(fps), K=np.asarray(K, np.float32),
+        image_size=np.array([w, h], np.int64),
     )
 
 

@@ -64,6 +64,7 @@ from unihand.errors import UserError
 from unihand.export.output_set import recover as recover_outputs
 from unihand.models.unihand_model import UniHandModel
 from unihand.pipeline.checks import check_sampling
+from unihand.refine.refiner import usable_hand3d
 from unihand.video.conditions import CONF_THRESHOLD, reproject, reprojection_stats, to_camera, track_conditions
 from unihand.video.decode import VideoInfo, VideoSource, open_video
 from unihand.video.detect import Detection
@@ -375,6 +376,7 @@ def _hand_stage(run: _Run, tracks: dict[str, HandTrack]) -> dict[str, HandResult
         })
         summary = _summary(run, side, track, mask, motion, scale if poses is not None else None,
                            scale_source if poses is not None else None)
+        summary["detector_3d"] = _detector_3d(track, info.start)
         results[side] = HandResult(side, motion, cond, track, summary)
     return {side: results[side] for side in tracks}  # the tracker's order
 
@@ -409,6 +411,17 @@ def _summary(run: _Run, side: str, track: HandTrack, mask: np.ndarray, motion: M
                   "conditions": ["kp2d"] + (["vision"] if vision_input_size(run.model) else [])},
         "canonical_frame": f"camera of frame {info.start}",
     }
+
+
+def _detector_3d(track: HandTrack, start: int) -> dict[str, Any] | None:
+    """How much of the detector's own 3D hand the refinement used: frames with it, and the detected frames
+    without it (ignored by its term: missing, NaN or degenerate), as frame ranges of the video."""
+    if track.world is None:
+        return None
+    usable = usable_hand3d(track.world)
+    used = track.detected & usable
+    return {"frames": int(used.sum()),
+            "ignored_ranges": [[a + start, b - 1 + start] for a, b in true_runs(track.detected & ~usable)]}
 
 
 def _mesh_layers(run: _Run, results: dict[str, HandResult]) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:

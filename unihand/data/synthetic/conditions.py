@@ -12,6 +12,12 @@
   the image" means a normalised coordinate outside [0, 1] (or a joint behind the camera), for
   the true joint or for its noisy observation. Masked entries are zero with confidence 0.
 - ``kp3d`` (N, 21, 3): canonical joints with 0-4 mm Gaussian noise, per-frame gaps of its own.
+- ``kp3d_hand`` (N, 21, 3): what a detector's own 3D hand looks like (MediaPipe's world landmarks):
+  the joints in camera axes about the palm's centre, with errors a 2D-trained network makes: one
+  size error per sequence (+-10 %), a slowly varying tilt of the whole hand (5 degrees), each
+  bone's direction off by a slowly varying 12 degrees (the errors add up along a finger), 3 mm per
+  joint: PA-MPJPE about 12 mm. Given on the frames where the 2D detector found the hand
+  (``kp3d_hand_mask`` (N,); :func:`detector_hand3d`).
 - ``mano`` (N, 61): the ground truth in the canonical frame, every frame present.
 
 Ground-truth occlusion ratio ``occlusion`` (N,), the paper's eq. 17 ``(|M_hand| - |M_hand ∩
@@ -30,8 +36,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from unihand.data.synthetic.scene import BONE_RADIUS, BONES, PALM, Occluders2D, points_in_occluders
+from unihand.hand.joints import OPENPOSE_PARENTS
 
 #: Joint-wise multiplier of the detector noise: wrist 1.2, fingertips 1.5, others 1.
 _NOISE_SCALE = np.ones(21)
@@ -240,6 +248,39 @@ def make_conditions(
         "in_image": in_image, "outlier": outlier, "frame_missing": frame_missing,
         "kp2d_gt": (px / size).astype(f32), "joints_2d": px,
     }
+
+
+#: Errors of the simulated detector 3D (:func:`detector_hand3d`): size (relative), hand tilt and bone
+#: directions (radians, standard deviations of AR(1) processes with correlation ``HAND3D_RHO``), joints (m).
+HAND3D_SIZE, HAND3D_TILT, HAND3D_BONE, HAND3D_JOINT, HAND3D_RHO = 0.1, np.deg2rad(5.0), np.deg2rad(12.0), 0.003, 0.9
+
+
+def _ar1(rng: np.random.Generator, shape: tuple[int, ...], rho: float) -> np.ndarray:
+    """Unit-variance AR(1) noise along the first axis."""
+    white = rng.normal(size=shape)
+    out = np.empty_like(white)
+    out[0] = white[0]
+    for i in range(1, shape[0]):
+        out[i] = rho * out[i - 1] + np.sqrt(1 - rho * rho) * white[i]
+    return out
+
+
+def detector_hand3d(rng: np.random.Generator, joints_cam: np.ndarray, found: np.ndarray) -> np.ndarray:
+    """(N, 21, 3) simulated detector 3D hand (see the module doc) from the true camera-frame joints; zero on
+    the frames the detector did not find (``found`` False, the mask)."""
+    n = joints_cam.shape[0]
+    parents = np.array(OPENPOSE_PARENTS[1:])
+    bones = joints_cam[:, 1:] - joints_cam[:, parents]  # (N, 20, 3)
+    turn = Rotation.from_rotvec((_ar1(rng, (n, 20, 3), HAND3D_RHO) * HAND3D_BONE / np.sqrt(3)).reshape(-1, 3))
+    bones = turn.apply(bones.reshape(-1, 3)).reshape(n, 20, 3)
+    out = np.zeros_like(joints_cam)
+    for j, p in enumerate(parents, start=1):  # parents come before their children
+        out[:, j] = out[:, p] + bones[:, j - 1]
+    tilt = Rotation.from_rotvec(_ar1(rng, (n, 3), HAND3D_RHO) * HAND3D_TILT / np.sqrt(3))
+    out = np.einsum("nij,nkj->nki", tilt.as_matrix(), out)
+    out = out * (1 + HAND3D_SIZE * rng.uniform(-1, 1)) + HAND3D_JOINT * rng.normal(size=out.shape)
+    out -= 0.5 * (out[:, :1] + out[:, 9:10])  # about the palm's centre, as MediaPipe's
+    return np.where(np.asarray(found, bool)[:, None, None], out, 0.0).astype(np.float32)
 
 
 def _draws(rng: np.random.Generator, n: int, cfg: ConditionConfig) -> dict[str, np.ndarray]:

@@ -112,6 +112,18 @@ POSES: dict[str, np.ndarray] = {
                   _thumb(-15, 35, 0, 0, 0)),
     "ok": _pose(_finger(45, 65, 35, 0), _finger(10, 15, 10, 0), _finger(15, 15, 10, -18), _finger(12, 15, 10, -9),
                 _thumb(34, 7, -24, 26, 24)),
+    # one or two fingers folded while the others stay open (counting on the fingers, a finger onto the
+    # thumb: what real footage shows and the grasps and gestures above rarely do)
+    "index_fold": _pose(_finger(70, 95, 55, 0), _finger(5, 8, 5, 0), _finger(8, 8, 5, -18), _finger(6, 8, 5, -9),
+                        _thumb(-5, 20, 0, 0, 5)),
+    "middle_fold": _pose(_finger(5, 8, 5, 12), _finger(80, 95, 55, 0), _finger(8, 8, 5, -18),
+                         _finger(6, 8, 5, -9), _thumb(-5, 20, 0, 0, 5)),
+    "ring_thumb": _pose(_finger(5, 8, 5, 12), _finger(5, 8, 5, 0), _finger(12, 10, 5, -15), _finger(60, 90, 50, -5),
+                        _thumb(55, -15, -30, 30, 20)),
+    "little_fold": _pose(_finger(5, 8, 5, 12), _finger(5, 8, 5, 0), _finger(80, 95, 55, -5), _finger(10, 10, 5, -9),
+                         _thumb(-5, 20, 0, 0, 5)),
+    "ulnar_curl": _pose(_finger(5, 8, 5, 12), _finger(5, 8, 5, 0), _CURLED["little"], _CURLED["ring"],
+                        _thumb(-5, 20, 0, 0, 5)),
     # grasps (with their pre-shapes)
     "preshape": _pose(_finger(10, 15, 8, 10), _finger(12, 15, 8, 0), _finger(15, 18, 10, -15),
                       _finger(14, 16, 9, -8), _thumb(0, 28, -10, 5, 10)),
@@ -159,8 +171,15 @@ OBJECTS: dict[str, tuple[tuple[str, ...], tuple[float, float], float]] = {
     "disc": (("disc",), (0.03, 0.12), 0.15),
 }
 GESTURES = ("point", "peace", "three", "thumbs_up", "call", "ok", "fist", "open", "flat", "relaxed")
-ACTIVITIES = ("grasp", "gestures", "taps", "counting", "wrist_turn")
-_ACTIVITY_P = (0.45, 0.25, 0.1, 0.1, 0.1)
+#: Single fingers folded (or pinched onto the thumb) while the others stay open.
+SINGLE_FOLDS = ("index_fold", "middle_fold", "ring_thumb", "little_fold", "ulnar_curl", "ok")
+#: ``single_fingers`` (folds of :data:`SINGLE_FOLDS` from an open hand) and ``snap`` (a fist opening and
+#: closing within 2-4 frames at 30 fps) are test activities: chosen only when asked for
+#: (``SynthConfig(activity=...)``), outside the training mix, so they test what real footage shows.
+ACTIVITIES = ("grasp", "gestures", "taps", "counting", "wrist_turn", "single_fingers", "snap")
+_ACTIVITY_P = (0.45, 0.25, 0.1, 0.1, 0.1, 0.0, 0.0)
+#: Duration (s) of a ``snap`` transition: 2-4 frames at 30 fps.
+SNAP_TIME = (0.06, 0.13)
 
 #: Per-sequence DIP/PIP flexion ratio band (about 2/3: Rijpkema & Girard 1991).
 DIP_PIP_RATIO = (0.55, 0.8)
@@ -423,6 +442,16 @@ def sample_finger_motion(rng: np.random.Generator, t: np.ndarray, activity: str 
             names = seq[k:k + int(rng.integers(3, 5))]
             starts, durs = _schedule(rng, len(names) - 1, start, (0.3 * tempo, 0.55 * tempo),
                                      (0.15 * tempo, 0.5 * tempo))
+        elif activity == "single_fingers":
+            count = int(rng.integers(2, 4))
+            folds = [SINGLE_FOLDS[int(i)] for i in rng.choice(len(SINGLE_FOLDS), size=count, replace=False)]
+            names = ["open"] + [n for f in folds for n in (f, "open")]
+            starts, durs = _schedule(rng, len(names) - 1, start, (0.2 * tempo, 0.45 * tempo),
+                                     (0.15 * tempo, 0.5 * tempo))
+            label = "single_fingers:" + ">".join(folds)
+        elif activity == "snap":
+            names = ["fist", "open", "fist", "open", "fist"][int(rng.integers(0, 2)):]
+            starts, durs = _schedule(rng, len(names) - 1, rng.uniform(-0.2, 0.3), SNAP_TIME, (0.25, 0.6))
         elif activity == "taps":
             names = ["relaxed" if rng.random() < 0.5 else "flat"] * 2
             starts, durs = np.array([0.0]), np.array([1.0])
@@ -431,7 +460,7 @@ def sample_finger_motion(rng: np.random.Generator, t: np.ndarray, activity: str 
             names = [("open", "flat", "relaxed")[int(rng.integers(3))], "relaxed"]
             starts, durs = _schedule(rng, 1, start, (0.5, 1.0), (0.0, 0.0))
         keys = _vary(rng, np.stack([POSES[n] for n in names]), ratio)  # (K + 1, 15, 3)
-    delay = rng.uniform(-0.04, 0.08, size=5) * (0.3 if episode else 1.0)  # per finger (MANO order)
+    delay = rng.uniform(-0.04, 0.08, size=5) * (0.3 if episode else 0.1 if activity == "snap" else 1.0)  # per finger
     tf = t[:, None] - delay[None]  # (N, 5)
     angles = keyframe_track(tf, starts, durs, keys.reshape(len(keys), 5, 9)).reshape(len(t), 15, 3)
     if taps is not None:

@@ -45,7 +45,7 @@ import torch
 
 from unihand.data.io import Conditions, Motion
 from unihand.data.synthetic.camera import CameraSpec, sample_camera
-from unihand.data.synthetic.conditions import ConditionConfig, make_conditions
+from unihand.data.synthetic.conditions import ConditionConfig, detector_hand3d, make_conditions
 from unihand.data.synthetic.motion import PALM_CENTER_OFFSET, sample_betas, sample_finger_motion, sample_wrist_motion
 from unihand.data.synthetic.camera import hand_anchor
 from unihand.data.synthetic.render import BACKGROUNDS, Room, render_frames, sample_room, sample_style
@@ -59,6 +59,8 @@ from unihand.hand import angles_to_hand_pose, load_hand_model
 #: Seed of the training stream; evaluation sets use TEST_SEED + k, disjoint from it.
 TRAIN_SEED = 0
 TEST_SEED = 1000
+#: Third word of the seed of each sequence's detector-3D generator (kept apart from its other draws).
+HAND3D_STREAM = 3
 _MIRROR = np.diag([-1.0, 1.0, 1.0, 1.0])
 
 
@@ -250,10 +252,13 @@ class SyntheticWorld:
             extra={"T_cano_from_cam": T.astype(f32), "joints_cam": joints_cam.astype(f32),
                    "occlusion": cond["occlusion"][k], **meta},
         )
+        # its own generator, so every other draw of the sequence is what it was before this field existed
+        found = ~cond["frame_missing"][k]
+        hand3d = detector_hand3d(np.random.default_rng([self.seed, plan.index, HAND3D_STREAM]), joints_cam, found)
         extra_keys = ("occlusion", "joint_occluded", "self_occluded", "in_image", "outlier", "frame_missing", "kp2d_gt")
         conditions = Conditions(
             kp2d=cond["kp2d"][k], kp2d_mask=cond["kp2d_mask"][k], kp2d_conf=cond["kp2d_conf"][k],
-            kp3d=cond["kp3d"][k], kp3d_mask=cond["kp3d_mask"][k], mano=mano32, mano_mask=np.ones(n, dtype=bool),
+            kp3d=cond["kp3d"][k], kp3d_mask=cond["kp3d_mask"][k], kp3d_hand=hand3d, kp3d_hand_mask=found, mano=mano32, mano_mask=np.ones(n, dtype=bool),
             is_right=plan.is_right, fps=cfg.fps, K=K, image_size=size,
             extra={**{key: cond[key][k] for key in extra_keys}, "T_cano_from_cam": T.astype(f32), **meta},
         )
