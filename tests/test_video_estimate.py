@@ -35,7 +35,7 @@ class StubModel:
         self.calls: list[Conditions] = []
 
     def generate(self, cond: Conditions, *, steps=None, cfg_scale=None, seed=0, progress=False, refine=True, scheduler="ddim",
-                 camera_poses=None, camera_scale=1.0) -> Motion:
+                 camera_poses=None, camera_scale=1.0, other_hand=None) -> Motion:
         self.calls.append(cond)
         n = cond.num_frames
         w, h = cond.image_size

@@ -7,7 +7,7 @@ excluded by the determinant fix). Variants: ``scale=False`` (rigid, s = 1) and
 
 numpy input is computed in float64 and returns float64 (what the metrics use); torch input keeps
 its dtype and is differentiable (the rotation comes from ``roma.special_procrustes``, which has a
-stable gradient). When the source has no spread (all points equal) the scale is set to 1.
+stable gradient; without a gradient to track, from a plain SVD). When the source has no spread (all points equal) the scale is set to 1.
 """
 
 from __future__ import annotations
@@ -51,7 +51,13 @@ def _umeyama_torch(
     mu_y = dst.mean(dim=-2, keepdim=True) if translation else torch.zeros_like(dst[..., :1, :])
     xc, yc = src - mu_x, dst - mu_y
     sigma = yc.transpose(-1, -2) @ xc
-    R = roma.special_procrustes(sigma)
+    if torch.is_grad_enabled() and (src.requires_grad or dst.requires_grad):
+        R = roma.special_procrustes(sigma)
+    else:  # no gradient wanted: a plain SVD, four times faster than roma's eigen-decomposition for 3 x 3
+        U, _, Vh = torch.linalg.svd(sigma)
+        flip = torch.ones_like(sigma[..., 0])
+        flip[..., -1] = torch.sign(torch.linalg.det(U @ Vh))
+        R = (U * flip[..., None, :]) @ Vh
     var = (xc**2).sum(dim=(-1, -2))
     ones = torch.ones_like(var)
     tiny = var <= _TINY

@@ -40,3 +40,14 @@ def check_scale(scale: Any) -> float:
     if isinstance(scale, (int, float, np.number)) and math.isfinite(scale) and scale > 0:
         return float(scale)
     raise UserError(f"camera_scale={scale!r}: expected a positive number (metres per unit) or 'fit'")
+
+
+def check_other_hand(joints: Any, frames: int) -> np.ndarray:
+    """The other hand's joints (N, 21, 3), metres in the canonical frame (NaN frames: unknown), as float32."""
+    arr = np.asarray(joints, dtype=np.float32) if not isinstance(joints, np.ndarray) else joints.astype(np.float32)
+    if arr.shape != (frames, 21, 3):
+        raise UserError(f"other_hand has shape {tuple(arr.shape)}, expected ({frames}, 21, 3): the other hand's joints "
+                        "on every frame of these conditions")
+    if np.isinf(arr).any() or np.nanmax(np.abs(arr), initial=0.0) > 1e3:
+        raise UserError("other_hand holds infinite or huge values (expected metres; NaN marks unknown frames)")
+    return arr

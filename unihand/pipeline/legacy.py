@@ -30,6 +30,7 @@ class UniHand(UniHandModel):
         overlap: int = 16, frames: np.ndarray | None = None, vision_mask: np.ndarray | None = None,
         progress: bool = False, refine: bool = True, refine_config: RefineConfig | None = None,
         camera_poses: np.ndarray | None = None, camera_scale: float | str = 1.0, scheduler: str = "ddim",
+        other_hand: np.ndarray | None = None,
     ) -> Motion:
         """One motion: ``UniHandPipeline(self, scheduler)(conditions, ...)`` with ``seed`` as its generator."""
         if not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
@@ -41,7 +42,7 @@ class UniHand(UniHandModel):
                        generator=torch.Generator(device="cpu").manual_seed(int(seed)), num_frames=num_frames,
                        first_frame=first_frame, window=window, overlap=overlap, frames=frames,
                        vision_mask=vision_mask, refine=refine, camera_poses=camera_poses,
-                       camera_scale=camera_scale, progress=progress)
+                       camera_scale=camera_scale, other_hand=other_hand, progress=progress)
         return motion
 
     @torch.no_grad()

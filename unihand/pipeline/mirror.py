@@ -21,7 +21,7 @@ def mirror_arrays(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         width = int(out["image_size"][0])
         out["kp2d"] = mirror_keypoints_2d_normalized(out["kp2d"], width).astype(np.float32)
         out["K"] = mirror_intrinsics(out["K"], width).astype(np.float32)
-    for key in ("kp3d", "kp3d_hand"):
+    for key in ("kp3d", "kp3d_hand", "other_hand"):
         if key in out:
             out[key] = mirror_points(out[key]).astype(np.float32)
     if "mano" in out:

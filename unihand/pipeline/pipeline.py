@@ -33,7 +33,7 @@ from unihand.errors import UserError
 from unihand.geometry.canonical import check_camera_poses
 from unihand.hand import load_hand_model
 from unihand.models.unihand_model import UniHandModel
-from unihand.pipeline.checks import check_sampling, check_scale
+from unihand.pipeline.checks import check_other_hand, check_sampling, check_scale
 from unihand.pipeline.conditions import condition_arrays, frame_arrays
 from unihand.pipeline.kinematics import to_motion
 from unihand.pipeline.mirror import from_right, to_right
@@ -95,6 +95,7 @@ class UniHandPipeline:
         refine: bool = True,
         camera_poses: np.ndarray | None = None,
         camera_scale: float | str = 1.0,
+        other_hand: np.ndarray | None = None,
         progress: bool = False,
     ) -> list[Motion]:
         """``num_samples`` motions for ``conditions`` (None: unconditional, ``num_frames`` long).
@@ -105,7 +106,9 @@ class UniHandPipeline:
         uint8 full video frames for vision checkpoints, ``vision_mask`` (N,) the frames to use.
         ``camera_poses`` (N, 4, 4) T_cano_from_cam of a moving camera, translations in metres times
         ``camera_scale`` or up to scale (``"fit"``: fitted to the hands by the refiner); each motion's
-        ``extra["T_cano_from_cam"]`` holds them in metres.
+        ``extra["T_cano_from_cam"]`` holds them in metres. ``other_hand`` (N, 21, 3): the other hand of the
+        same person in the same canonical frame (NaN where unknown); where this hand is unobserved the
+        refinement keeps it off that hand and within reach of it.
         """
         model = self.model
         check_sampling(model, num_inference_steps, guidance_scale, 0, num_frames, window, overlap, num_samples)
@@ -131,6 +134,8 @@ class UniHandPipeline:
         if camera_poses is not None:
             camera_poses = check_camera_poses(camera_poses, total)
         scale = 1.0 if camera_scale == "fit" else check_scale(camera_scale)
+        if other_hand is not None:
+            arrays["other_hand"] = check_other_hand(other_hand, total)
         arrays, first_frame, camera_poses = to_right(cond.is_right, arrays, first_frame, camera_poses)
         samples = generate_windows(model, self.scheduler, arrays, total, num_samples=num_samples,
                                    steps=num_inference_steps, cfg_scale=guidance_scale, generator=generator,

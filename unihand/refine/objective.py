@@ -16,12 +16,14 @@ is expected to have (``1 / sigma**2``), so each is in the residual's own unit:
   (heavy-tailed: a fast real movement, a hand snapping open, costs little more than a moderate one,
   while frame-to-frame jitter is smoothed);
 - **joint limits** (:data:`unihand.hand.anatomy.JOINT_LIMITS`, one-sided);
+- **two hands** (one-sided, on the frames where this hand is unobserved and the other hand is known): no
+  joint within 3 cm of the other hand's joints, wrists at most 0.9 m apart;
 - **shape**: ``betas ~ N(0, sigma_betas^2)``; one shape per sequence (the solver's shape stage).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -64,6 +66,9 @@ class RefineConfig:
     sigma_angle_accel: float = 50.0  # rad/s^2, finger-angle acceleration
     robust_angle_accel: float = 40.0  # rad/s^2: its Cauchy scale
     sigma_limit: float = 0.01  # rad beyond a joint limit
+    hand_clearance: float = 0.03  # m: nearest an unobserved hand's joint may come to the other hand's joints
+    max_wrist_distance: float = 0.9  # m: farthest apart one person's wrists are placed where one is unobserved
+    sigma_two_hands: float = 0.0005  # m beyond either bound
     sigma_betas: float = 1.0
     sigma_log_scale: float = 1.0  # camera scale fitted to the hands: log-normal around its start
     iterations: int = 15  # Levenberg-Marquardt iterations per chunk (at most), over all the stages below
@@ -74,6 +79,11 @@ class RefineConfig:
     shape_frames: int = 24  # frames the shape is fitted on (spread over the sequence)
     chunk: int = 512  # frames solved at once (memory is bounded by one chunk)
     overlap: int = 32  # frames shared by consecutive chunks
+
+
+#: The fields of :class:`Observations` that hold one entry per frame.
+_PER_FRAME = ("kp2d", "kp2d_weight", "cam_from_cano", "kp3d", "kp3d_weight", "kp3d_hand", "kp3d_hand_weight", "mano",
+              "mano_mask", "other_hand", "other_hand_weight")
 
 
 @dataclass
@@ -92,24 +102,25 @@ class Observations:
     kp3d_hand_weight: torch.Tensor | None = None  # (N, 21)
     mano: torch.Tensor | None = None  # (N, 61)
     mano_mask: torch.Tensor | None = None  # (N,) bool
+    other_hand: torch.Tensor | None = None  # (N, 21, 3) the other hand's joints (same space), kept clear of
+    other_hand_weight: torch.Tensor | None = None  # (N,) the frames where it is (this hand unobserved there)
     # (21, 21): the detector's keypoints as points on the hand's skeleton (rows: keypoints, columns: the
     # joints they are combined from); None: the keypoints are the joints (see refine.articulation)
     markers: torch.Tensor | None = None
     fit_scale: bool = False  # the camera translations are known up to one scale, fitted to the hands
 
     def frames(self, idx: slice | torch.Tensor) -> "Observations":
-        pick = lambda t: None if t is None else t[idx]  # noqa: E731
+        """The observations of the frames ``idx`` (per-frame fields cut, the rest shared)."""
         n = int(torch.arange(self.num_frames)[idx].numel())
-        return Observations(self.fps, n, pick(self.kp2d), pick(self.kp2d_weight), self.K, pick(self.cam_from_cano),
-                            pick(self.kp3d), pick(self.kp3d_weight), pick(self.kp3d_hand), pick(self.kp3d_hand_weight),
-                            pick(self.mano), pick(self.mano_mask), self.markers, self.fit_scale)
+        cut = {f: getattr(self, f)[idx] for f in _PER_FRAME if getattr(self, f) is not None}
+        return replace(self, num_frames=n, **cut)
 
     def keypoints(self, joints: torch.Tensor, jac: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The detector's keypoints on the hand (N, 21, 3) from its joints, and their Jacobian (N, 21, 3, P)."""
         if self.markers is None:
             return joints, jac
         m = self.markers.to(joints)
-        return torch.einsum("kj,njc->nkc", m, joints), None if jac is None else torch.einsum("kj,njcp->nkcp", m, jac)
+        return m @ joints, None if jac is None else (m @ jac.flatten(2)).unflatten(2, jac.shape[2:])
 
     def camera(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, 3, 3) rotation and (N, 3) translation, canonical -> each frame's camera."""
@@ -346,8 +357,28 @@ class Objective:
             return r.flatten(1), w, cost, None
         jb = jac[:, 1:] - jac[:, _PARENT]  # (N, 20, 3, P)
         unit = bone / length.clamp_min(1e-9)
-        jr = jb - torch.einsum("nbc,nbd,nbdp->nbcp", ref, unit, jb)
+        jr = jb - ref[..., None] * (unit[..., None, :] @ jb)
         return r.flatten(1), w, cost, jr.flatten(1, 2)
+
+    def _two_hands(self, joints: torch.Tensor, jac: torch.Tensor | None):
+        """One-sided residuals keeping an unobserved hand off the other hand (every joint pair at least
+        ``hand_clearance`` apart) and within reach of it (wrists at most ``max_wrist_distance`` apart), on
+        the frames ``obs.other_hand_weight`` marks: (N, 442) residuals, weights, cost, Jacobian or None."""
+        obs, cfg = self.obs, self.cfg
+        diff = joints[:, :, None] - obs.other_hand[:, None]  # (N, 21, 21, 3)
+        dist = diff.norm(dim=-1).clamp_min(1e-9)
+        near = (cfg.hand_clearance - dist).clamp_min(0).flatten(1)  # (N, 441), > 0 where too near
+        wrist = dist[:, 0, 0]
+        far = (wrist - cfg.max_wrist_distance).clamp_min(0)[:, None]
+        r = torch.cat([-near, far], 1)  # grows with the joint pair's distance, as the wrists'
+        w = (obs.other_hand_weight[:, None] * (r != 0)).expand_as(r) / cfg.sigma_two_hands**2
+        cost = float((w * r * r).sum())
+        if jac is None:
+            return r, w, cost, None
+        unit = diff / dist[..., None]  # d dist / d joint i
+        j_near = (unit[..., None] * jac[:, :, None]).sum(3).flatten(1, 2)  # (N, 441, P)
+        j_far = (unit[:, 0, 0, :, None] * jac[:, 0]).sum(1)[:, None]  # (N, 1, P)
+        return r, w, cost, torch.cat([j_near, j_far], 1)
 
     def _pose_residuals(self, state: PoseState, target: PoseState, mask: torch.Tensor | None,
                         sig_rot: float, sig_ang: float, sig_tr: float):
@@ -390,6 +421,11 @@ class Objective:
             cost += c
             if need:
                 normal.add(r, jh[..., :FRAME_DIM], w, None if jac_shape is None else jh[..., FRAME_DIM:])
+        if obs.other_hand is not None and bool((obs.other_hand_weight > 0).any()):
+            r, w, c, jt = self._two_hands(joints, jac)
+            cost += c
+            if need:
+                normal.add(r, jt, w, None if jac_shape is None else self._two_hands(joints, jac_shape)[3])
         if self.given is not None:
             r, w = self._pose_residuals(state, self.given, obs.mano_mask, cfg.sigma_mano_rot, cfg.sigma_mano_rot,
                                         cfg.sigma_mano_transl)

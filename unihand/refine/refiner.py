@@ -54,6 +54,10 @@ def observations(arrays: dict[str, np.ndarray], num_frames: int, fps: float,
     if "kp3d_hand" in arrays:
         usable = usable_hand3d(arrays["kp3d_hand"])[:, None]
         obs.kp3d_hand, obs.kp3d_hand_weight = t(arrays["kp3d_hand"]), t(arrays["kp3d_hand_mask"] & usable)
+    if "other_hand" in arrays:  # kept clear of where this hand has no evidence of its own
+        known = np.isfinite(arrays["other_hand"]).all(axis=(1, 2))
+        obs.other_hand = t(np.nan_to_num(arrays["other_hand"]))
+        obs.other_hand_weight = t(known) * ~_evidence(obs)
     if "mano" in arrays:
         obs.mano, obs.mano_mask = t(arrays["mano"]), torch.from_numpy(np.asarray(arrays["mano_mask"], bool))
     return obs

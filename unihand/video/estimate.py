@@ -340,54 +340,74 @@ def _track_stage(run: _Run) -> dict[str, HandTrack]:
 
 def _hand_stage(run: _Run, tracks: dict[str, HandTrack]) -> dict[str, HandResult]:
     """Each hand: conditions -> pipeline -> reprojection and summary. Both hands share the camera and its
-    scale: the hand seen most fits it, the others reuse it."""
-    s, info, cam = run.s, run.info, run.camera
-    n = len(run.detections)
-    poses, scale = cam.poses, cam.scale  # poses None: static
-    scale_source = "fitted to the hands" if scale == "fit" else cam.scale_source
+    scale (the hand seen most fits it, the other reuses it) and one scene: where a hand is infilled it is
+    kept off the other hand and within reach of it (the second hand against the first; then the first,
+    if it has infilled frames, again against the second)."""
+    cam = run.camera
+    shared = {"scale": cam.scale, "source": "fitted to the hands" if cam.scale == "fit" else cam.scale_source}
+    order = sorted(tracks, key=lambda side: -tracks[side].num_detected)
     results: dict[str, HandResult] = {}
-    for side, track in sorted(tracks.items(), key=lambda kv: -kv[1].num_detected):
-        cond = track_conditions(track, run.K, info.image_size, info.fps, s.conf_threshold)
-        run.say(f"{side} hand: detected in {track.num_detected}/{n} frames; generating")
-        with run.timings(f"generate_{side}"):
-            motion = _generate(run, cond, poses, None if poses is None or scale == 1.0 else scale)
-        motion.is_right, motion.fps = track.is_right, float(info.fps)
-        motion.K, motion.image_size = np.asarray(run.K, np.float32), np.array(info.image_size, np.int64)
-        if poses is None:
-            metric = np.broadcast_to(np.eye(4, dtype=np.float32), (n, 4, 4)).copy()
-        elif "T_cano_from_cam" in motion.extra:  # the model's metric poses (the fitted scale applied)
-            metric = np.asarray(motion.extra["T_cano_from_cam"], np.float32)
-        else:
-            metric = poses.astype(np.float32).copy()
-            metric[:, :3, 3] *= 1.0 if isinstance(scale, str) else scale
-        if scale == "fit" and poses is not None:
-            fitted = metric_scale(poses, metric)
-            scale, scale_source = (1.0, "none (no translation)") if fitted is None else (fitted, f"fitted to the {side} hand")
-            hint = ("" if fitted is None else "; a hand that travels with the head biases it: --depth-model or "
-                    "--camera-scale give it from elsewhere")
-            run.say(f"camera scale: {scale:.4g} m per unit ({scale_source}{hint})")
-        motion.extra["T_cano_from_cam"] = metric
-        motion.joints_2d = reproject(motion.joints, run.K, None if poses is None else metric)
-        mask = cond.kp2d_mask
-        motion.extra.update({
-            "frame_index": np.arange(info.start, info.start + n, dtype=np.int64), "detected": track.detected.copy(),
-            "kp2d_px": np.where(mask[..., None], np.nan_to_num(track.keypoints), 0.0).astype(np.float32),
-            "kp2d_mask": mask.copy(), "kp2d_conf": cond.kp2d_conf.copy(),
-        })
-        summary = _summary(run, side, track, mask, motion, scale if poses is not None else None,
-                           scale_source if poses is not None else None)
-        summary["detector_3d"] = _detector_3d(track, info.start)
-        results[side] = HandResult(side, motion, cond, track, summary)
+    for side in order:
+        other = next(iter(results.values())).motion.joints if results else None
+        results[side] = _estimate_hand(run, side, tracks[side], shared, other)
+    if len(order) == 2 and not tracks[order[0]].detected.all():
+        results[order[0]] = _estimate_hand(run, order[0], tracks[order[0]], shared, results[order[1]].motion.joints)
     return {side: results[side] for side in tracks}  # the tracker's order
 
 
-def _generate(run: _Run, cond: Conditions, poses: np.ndarray | None, camera_scale: float | str | None) -> Motion:
+def _estimate_hand(run: _Run, side: str, track: HandTrack, shared: dict[str, Any],
+                   other: np.ndarray | None) -> HandResult:
+    """One hand's motion, kept off ``other`` (the other hand's joints) where it is infilled; a camera scale
+    still to be fitted is fitted to this hand and left in ``shared`` for the other."""
+    s, info = run.s, run.info
+    n = len(run.detections)
+    poses, scale = run.camera.poses, shared["scale"]  # poses None: static
+    cond = track_conditions(track, run.K, info.image_size, info.fps, s.conf_threshold)
+    run.say(f"{side} hand: detected in {track.num_detected}/{n} frames; generating"
+            + ("" if other is None else " (kept off the other hand where infilled)"))
+    with run.timings(f"generate_{side}"):
+        motion = _generate(run, cond, poses, None if poses is None or scale == 1.0 else scale, other)
+    motion.is_right, motion.fps = track.is_right, float(info.fps)
+    motion.K, motion.image_size = np.asarray(run.K, np.float32), np.array(info.image_size, np.int64)
+    if poses is None:
+        metric = np.broadcast_to(np.eye(4, dtype=np.float32), (n, 4, 4)).copy()
+    elif "T_cano_from_cam" in motion.extra:  # the model's metric poses (the fitted scale applied)
+        metric = np.asarray(motion.extra["T_cano_from_cam"], np.float32)
+    else:
+        metric = poses.astype(np.float32).copy()
+        metric[:, :3, 3] *= 1.0 if isinstance(scale, str) else scale
+    if scale == "fit" and poses is not None:
+        fitted = metric_scale(poses, metric)
+        shared["scale"], shared["source"] = ((1.0, "none (no translation)") if fitted is None
+                                             else (fitted, f"fitted to the {side} hand"))
+        hint = ("" if fitted is None else "; a hand that travels with the head biases it: --depth-model or "
+                "--camera-scale give it from elsewhere")
+        run.say(f"camera scale: {shared['scale']:.4g} m per unit ({shared['source']}{hint})")
+    motion.extra["T_cano_from_cam"] = metric
+    motion.joints_2d = reproject(motion.joints, run.K, None if poses is None else metric)
+    mask = cond.kp2d_mask
+    motion.extra.update({
+        "frame_index": np.arange(info.start, info.start + n, dtype=np.int64), "detected": track.detected.copy(),
+        "kp2d_px": np.where(mask[..., None], np.nan_to_num(track.keypoints), 0.0).astype(np.float32),
+        "kp2d_mask": mask.copy(), "kp2d_conf": cond.kp2d_conf.copy(),
+    })
+    moving = poses is not None
+    summary = _summary(run, side, track, mask, motion, shared["scale"] if moving else None,
+                       shared["source"] if moving else None)
+    summary["detector_3d"] = _detector_3d(track, info.start)
+    return HandResult(side, motion, cond, track, summary)
+
+
+def _generate(run: _Run, cond: Conditions, poses: np.ndarray | None, camera_scale: float | str | None,
+              other: np.ndarray | None = None) -> Motion:
     s = run.s
     extra: dict[str, Any] = {} if run.frames is None else {"frames": run.frames}  # mirrored for a left hand
     if s.progress is not False:
         extra["progress"] = True
     if camera_scale is not None:  # translations up to scale ("fit") or in units of camera_scale metres
         extra["camera_scale"] = camera_scale
+    if other is not None:
+        extra["other_hand"] = other
     return run.model.generate(cond, steps=s.steps, cfg_scale=s.cfg_scale, seed=s.seed, refine=s.refine,
                               camera_poses=poses, scheduler=s.scheduler, **extra)
 
