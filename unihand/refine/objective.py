@@ -241,18 +241,20 @@ class Normal:
             return
         acc = q[:-2] - 2 * q[1:-1] + q[2:]
         self.grad += (jac.transpose(1, 2) @ self._second_difference_back(w * acc, n)[..., None])[..., 0]
-        # the Gram matrices of the three frames of each centre, in float32 (see _gram), jac converted once
+        # each block sums the centres it takes part in: a frame is the first, middle (x -2) and last frame of
+        # three centres, a pair of neighbours shares two; three Gram products, in float32 (see _gram)
+        wd = w.new_zeros(n, w.shape[1])
+        wd[:-2] += w
+        wd[1:-1] += 4 * w
+        wd[2:] += w
+        wo = w.new_zeros(n - 1, w.shape[1])
+        wo[:-1] -= 2 * w
+        wo[1:] -= 2 * w
         jf = jac.float()
-        a, b, c = jf[:-2], jf[1:-1], jf[2:]
-        wf = w.float()[..., None]
-        wa, wb, wc = a * wf, b * wf, c * wf
-        gram = lambda x, y: (x.transpose(1, 2) @ y).double()  # noqa: E731
-        self.diag[:-2] += gram(wa, a)
-        self.diag[1:-1] += 4 * gram(wb, b)
-        self.diag[2:] += gram(wc, c)
-        self.off[0][:-1] -= 2 * gram(wa, b)
-        self.off[0][1:] -= 2 * gram(wb, c)
-        self.off[1] += gram(wa, c)
+        gram = lambda wx, x, y: ((x * wx.float()[..., None]).transpose(1, 2) @ y).double()  # noqa: E731
+        self.diag += gram(wd, jf, jf)
+        self.off[0] += gram(wo, jf[:-1], jf[1:])
+        self.off[1] += gram(w, jf[:-2], jf[2:])
 
     def add_second_difference_direct(self, q: torch.Tensor, w: torch.Tensor, cols: slice) -> None:
         """Second differences of the update's own entries ``cols`` (q (N, Q) their values), weights (N - 2, Q)
@@ -296,6 +298,12 @@ class Objective:
             self.hand3d_seen = (obs.kp3d_hand_weight[:, PALM] > 0).all(1)
             wt = obs.kp3d_hand_weight
             self.hand3d_weight = torch.minimum(wt[:, 1:], wt[:, _PARENT]) * self.hand3d_seen[:, None]
+            # the palm (wrist and MCPs) is rigid with the hand, so the rotation of the detector's hand onto the
+            # estimate's palm is the hand's rotation times a fixed one, fitted once on the rest palm
+            eye = torch.eye(3, dtype=torch.float64).expand(16, 3, 3)
+            rest = hand.forward_rotations(eye, prior.betas).joints[PALM]
+            src = obs.kp3d_hand[:, PALM] - obs.kp3d_hand[:, :1]
+            self.hand3d_align = umeyama(src, (rest - rest[:1]).expand_as(src), translation=False)[1]  # (N, 3, 3)
 
     @staticmethod
     def _smoothness(a2: torch.Tensor, scale: float, seen: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -333,17 +341,17 @@ class Objective:
         dxy = (jcam[..., :2, :] - xy[..., None] * jcam[..., 2:, :]) * (s / z)[..., None]
         return r.flatten(1), w, cost, (K2 @ dxy).flatten(1, 2)
 
-    def _articulation(self, joints: torch.Tensor, jac: torch.Tensor | None):
+    def _articulation(self, joints: torch.Tensor, jac: torch.Tensor | None, state_rot: torch.Tensor):
         """Bone-direction residuals (N, 60) against a detector's hand-centred 3D: each of the 20 bones
         between the detector's keypoints (parent -> child) should point where the detector's does, once
-        the detector's hand is rotated onto the estimate's palm (a rotation fitted each evaluation, held
-        in the step). Directions, not positions, so the two hands' bone lengths need not agree; a bone's
-        residual is ``v - |v| u`` (v the bone, u the detector's direction: metres). IRLS weights (N, 60),
-        robust cost, Jacobian ``(I - u v^T / |v|) dv``."""
+        the detector's hand is rotated onto the estimate's palm (the hand's rotation ``state_rot`` times a
+        fixed per-frame rotation, so the term sees the articulation alone). Directions, not positions, so
+        the two hands' bone lengths need not agree; a bone's residual is ``v - |v| u`` (v the bone, u the
+        detector's direction: metres). IRLS weights (N, 60), robust cost, Jacobian ``(I - u v^T / |v|) dv``
+        plus u's turn with the hand's rotation (``|v| [u]x`` on its columns)."""
         obs, cfg = self.obs, self.cfg
         src = obs.kp3d_hand - obs.kp3d_hand[:, :1]
-        rel = joints - joints[:, :1]
-        _, R, _ = umeyama(src[:, PALM], rel[:, PALM], translation=False)
+        R = state_rot @ self.hand3d_align
         bone = joints[:, 1:] - joints[:, _PARENT]  # (N, 20, 3)
         length = bone.norm(dim=-1, keepdim=True)
         ref = (src[:, 1:] - src[:, _PARENT]) @ R.transpose(1, 2)
@@ -358,6 +366,11 @@ class Objective:
         jb = jac[:, 1:] - jac[:, _PARENT]  # (N, 20, 3, P)
         unit = bone / length.clamp_min(1e-9)
         jr = jb - ref[..., None] * (unit[..., None, :] @ jb)
+        x, y, z = (length * ref).unbind(-1)
+        zero = torch.zeros_like(x)
+        skew = torch.stack([torch.stack([zero, -z, y], -1), torch.stack([z, zero, -x], -1),
+                            torch.stack([-y, x, zero], -1)], -2)  # |v| [u]x: u turns with the hand
+        jr = torch.cat([jr[..., :3] + skew, jr[..., 3:]], -1)
         return r.flatten(1), w, cost, jr.flatten(1, 2)
 
     def _two_hands(self, joints: torch.Tensor, jac: torch.Tensor | None):
@@ -417,7 +430,7 @@ class Objective:
             if need:
                 normal.add(r, jac.flatten(1, 2), w, None if jac_shape is None else jac_shape.flatten(1, 2))
         if obs.kp3d_hand is not None:
-            r, w, c, jh = self._articulation(points, jac_points)
+            r, w, c, jh = self._articulation(points, jac_points, state.rot)
             cost += c
             if need:
                 normal.add(r, jh[..., :FRAME_DIM], w, None if jac_shape is None else jh[..., FRAME_DIM:])
