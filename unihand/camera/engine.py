@@ -95,6 +95,7 @@ PROBE_SIZE = 320
 PROBE_FEATURES = 120
 PROBE_SWITCH_PX = 0.5 * STATIC_PX
 PROBE_BUFFER = 8
+PROBE_STRIDE = 2  # the probe looks at every other frame
 #: A track-count drop below this fraction of the previous frame's (blur, a fast turn, the hand sweeping
 #: over the view) starts a search for the lost tracks by ORB matching against the last well-tracked frame.
 BRIDGE_DROP = 0.5
@@ -246,6 +247,7 @@ class BackgroundTracker:
         self.probe_shape = (max(1, round(h * self.probe_scale)), max(1, round(w * self.probe_scale)))
         self.probe_motion_px = 0.0  # the probe's largest median background displacement (pixels at work size)
         self.probe_low_frames = 0  # frames the probe had too few corners on
+        self.probe_frames = 0  # frames the probe looked at
         self.switched_at: int | None = None
         self._pr: dict[str, Any] = {"prev": None, "pts": np.zeros((0, 2), np.float32),
                                     "birth": np.zeros((0, 2), np.float32), "buffer": [], "mask": None, "age": 0}
@@ -296,9 +298,11 @@ class BackgroundTracker:
         self.ids.append(np.zeros(0, np.int64))
         self.pts.append(np.zeros((0, 2), np.float32))
         pr["buffer"] = (pr["buffer"] + [(frame, list(hands))])[-PROBE_BUFFER:]
+        if f % PROBE_STRIDE and f != 0:  # looked at every other frame (the buffer replays them all)
+            return
         h, w = self.probe_shape
-        small = cv2.cvtColor(cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY) \
-            if frame.ndim == 3 else cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
+        # through the work size: OpenCV's area resize is fastest at halves
+        small = cv2.resize(self._grey(frame), (w, h), interpolation=cv2.INTER_AREA)
         if hands:
             pr["mask"], pr["age"] = hand_mask((h, w), hands, self.probe_scale), 0
         elif pr["mask"] is not None:
@@ -312,6 +316,7 @@ class BackgroundTracker:
             new = _corners(small, PROBE_FEATURES - len(pts), pts, pr["mask"], MIN_DISTANCE // 2)
             pts, birth = np.concatenate([pts, new]), np.concatenate([birth, new])
         pr["prev"], pr["pts"], pr["birth"] = small, pts, birth
+        self.probe_frames += 1
         if len(pts) < MIN_FEATURES // 2:
             self.probe_low_frames += 1
         if len(pts):
@@ -1194,9 +1199,9 @@ def solve_camera(tracker: BackgroundTracker, mode: str = "auto", depth_model: De
         return untrackable(f"{n} frame{'s' if n != 1 else ''} are too few to track the background "
                            f"(at least {MIN_TRACK_FRAMES})")
     if tracker.decided_static:  # the probe alone ran: its corners never moved
-        if tracker.probe_low_frames > 0.5 * n:
+        if tracker.probe_low_frames > 0.5 * tracker.probe_frames:
             return untrackable(f"too few background features to track in {tracker.probe_low_frames} of the "
-                               f"{n} frames (textureless background?)")
+                               f"{tracker.probe_frames} frames looked at (textureless background?)")
         stats["background_motion_px"] = round(tracker.probe_motion_px, 3)
         return done(CameraEstimate(eye, False, "static", unit, status=np.full(n, "still", object)))
     if n - low.size < MIN_TRACK_FRAMES:
@@ -1248,6 +1253,9 @@ def solve_camera(tracker: BackgroundTracker, mode: str = "auto", depth_model: De
         T[:, :3, 3] /= depth
     if method == "estimated":
         T[:, :3, 3] = smooth_centres(T[:, :3, 3])
+        posed = np.flatnonzero(status != "held")
+        for f in np.flatnonzero(status == "held"):  # held exactly at the nearest registered pose
+            T[f] = T[posed[np.argmin(np.abs(posed - f))]]
     T[0] = np.eye(4)
     warnings = [w for w in [unregistered_warning(status)] if w]
     est = CameraEstimate(T, True, method, unit, low, status, warnings)

@@ -5,8 +5,10 @@ true focal length makes the tracked points' bearings differ by one rotation. For
 fields of view (:data:`FOV_GRID`) the tracks' pixels (work size, as the engine tracks them) are turned
 into bearings and the best rotation is fitted between pairs of frames a few frames apart (robust
 Kabsch, Cauchy re-weighted); the residual it leaves, in pixels, summed over the pairs, is lowest at the
-true focal length. Translation adds parallax to that residual; pairs close in time keep it small, and
-the pairs that turn the most (the most information on the focal length) are kept. The minimum is
+true focal length. The residual is measured in the image (each track carried by the rotation's
+homography ``K R K^-1``), where the tracks' own error lives. Translation adds parallax to it; pairs
+close in time keep that small, and the pairs that turn the most (the most information on the focal
+length) are kept. The minimum is
 refined by a parabola through its neighbours. The engine's bundle adjustment then refines it with the
 map (:func:`unihand.camera.engine.solve_camera` with ``refine_focal``).
 
@@ -37,18 +39,23 @@ def _bearings(p: np.ndarray, f: float, c: np.ndarray) -> np.ndarray:
     return b / np.linalg.norm(b, axis=1, keepdims=True)
 
 
-def _rotation_residual_px(pa: np.ndarray, pb: np.ndarray, f: float, c: np.ndarray) -> tuple[float, float]:
-    """(median residual in pixels, rotation angle in degrees) of the best rotation taking the bearings of
-    ``pa`` to those of ``pb`` at focal length ``f`` (pixels) and principal point ``c``."""
+def _rotation_residual(pa: np.ndarray, pb: np.ndarray, f: float, c: np.ndarray) -> tuple[float, float]:
+    """(median residual in image pixels, rotation angle in degrees) of the best rotation taking the bearings
+    of ``pa`` to those of ``pb`` at focal length ``f`` (pixels) and principal point ``c``: ``pa`` carried by
+    the rotation's homography ``K R K^-1`` lands that far from ``pb`` (the tracks' own error is in pixels)."""
     ba, bb = _bearings(pa, f, c), _bearings(pb, f, c)
     w = np.ones(len(ba))
     R = np.eye(3)
+    r = np.zeros(len(ba))
     for _ in range(4):  # Cauchy re-weighted Kabsch (scale 1.5 px)
         H = (ba * w[:, None]).T @ bb
         U, _, Vt = np.linalg.svd(H)
         D = np.diag([1.0, 1.0, np.sign(np.linalg.det(Vt.T @ U.T))])
         R = Vt.T @ D @ U.T
-        r = np.linalg.norm(bb - ba @ R.T, axis=1) * f
+        v = ba @ R.T
+        front = v[:, 2] > 1e-6
+        r = np.full(len(ba), 1e3)
+        r[front] = np.linalg.norm(f * v[front, :2] / v[front, 2:] + c - pb[front], axis=1)
         w = 1.0 / (1.0 + (r / 1.5) ** 2)
     angle = math.degrees(math.acos(np.clip((np.trace(R) - 1) / 2, -1.0, 1.0)))
     return float(np.median(r)), angle
@@ -71,7 +78,7 @@ def estimate_focal(tracker: Any) -> tuple[float | None, dict[str, Any]]:
             if len(common) < MIN_SHARED:
                 continue
             pa, pb = tracker.pts[a][ia].astype(np.float64), tracker.pts[b][ib].astype(np.float64)
-            turn = _rotation_residual_px(pa, pb, f0, c)[1]
+            turn = _rotation_residual(pa, pb, f0, c)[1]
             if turn >= MIN_TURN_DEG:
                 pairs.append((turn, pa, pb))
     stats: dict[str, Any] = {"pairs": len(pairs)}
@@ -80,7 +87,7 @@ def estimate_focal(tracker: Any) -> tuple[float | None, dict[str, Any]]:
         return None, stats
     pairs = sorted(pairs, key=lambda p: -p[0])[:MAX_PAIRS]
     focals = (w / 2) / np.tan(np.radians(FOV_GRID) / 2)
-    cost = np.array([sum(_rotation_residual_px(pa, pb, f, c)[0] for _, pa, pb in pairs) for f in focals]) / len(pairs)
+    cost = np.array([sum(_rotation_residual(pa, pb, f, c)[0] for _, pa, pb in pairs) for f in focals]) / len(pairs)
     k = int(np.argmin(cost))
     fov = float(FOV_GRID[k])
     if 0 < k < len(FOV_GRID) - 1:  # the parabola's vertex through the minimum and its neighbours

@@ -195,6 +195,14 @@ def resolve_camera(plan: CameraPlan, tracker: BackgroundTracker | None, num_fram
             if f_work is not None:
                 K_work = tracker.K.copy()
                 K_work[0, 0] = K_work[1, 1] = f_work
+                # with a map, the bundle adjustment refines it (the parallax the rotation fit cannot explain)
+                first = solve_camera(tracker, "estimate", K=K_work, refine_focal=True)
+                f_ba = first.stats.get("focal_refined_work_px")
+                if f_ba is not None and 0.8 < f_ba / f_work < 1.25:
+                    K_work[0, 0] = K_work[1, 1] = f_ba
+                    focal["fov_rotation_deg"] = focal["fov_deg"]
+                    focal["fov_deg"] = round(math.degrees(2 * math.atan(tracker.work_shape[1] / 2 / f_ba)), 2)
+                    focal["refined"] = "bundle adjustment of the map"
         est = solve_camera(tracker, "estimate" if plan.mode == "estimate" else "auto", depth_model, K=K_work)
         if est.why is not None and plan.mode == "estimate":
             raise UserError(f"--camera estimate: {est.why}; use --camera static, or give the poses "
@@ -256,9 +264,9 @@ def _focal_result(res: CameraResult, tracker: BackgroundTracker, focal: dict[str
         fx = (tracker.image_size[0] / 2) / math.tan(math.radians(f) / 2)
         K[0, 0] = K[1, 1] = fx
         res.K = K
-        res.k_source = (f"estimated from the camera's rotation: {f:.1f} degrees horizontal "
-                        f"({focal['pairs']} frame pairs)")
-        res.info["focal"] = {"source": "estimated from the camera's rotation", "fx_px": round(fx, 2), **focal}
+        how = "the camera's rotation" + (", refined by the bundle adjustment" if "refined" in focal else "")
+        res.k_source = f"estimated from {how}: {f:.1f} degrees horizontal ({focal['pairs']} frame pairs)"
+        res.info["focal"] = {"source": f"estimated from {how}", "fx_px": round(fx, 2), **focal}
         say(f"camera: focal length estimated from the video: {fx:.0f} px, {f:.1f} degrees horizontal "
             f"(--fov or --intrinsics set it)")
         return
