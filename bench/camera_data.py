@@ -78,6 +78,21 @@ def render_video(index: int, folder: str | os.PathLike, frames: int = 96, preset
     return video, K, seq, lb.normalized_to_crop
 
 
+#: The clip sets of the camera benchmarks: the test stream (96 frames, realistic head motion), the hard
+#: set's tuning stream and its held-out stream.
+SETS = ("test", "hard", "heldout")
+
+
+def clip(index: int, which: str, folder: str | os.PathLike):
+    """(video, K, sequence, to_pixels) of sequence ``index`` of a set of :data:`SETS`."""
+    if which == "test":
+        return render_video(index, folder)
+    if which not in SETS:
+        raise ValueError(f"set {which!r}: choose from {', '.join(SETS)}")
+    return render_video(index, folder, frames=HARD["frames"], seed=HARD_SEED if which == "hard" else HARD_HELDOUT_SEED,
+                        hard=True)
+
+
 class SimulatedDepth:
     """A metric depth model stand-in for the rendered videos: the true depth of the room
     (:func:`unihand.data.synthetic.render.room_depth`, the video's pixels) times a scale error of the whole

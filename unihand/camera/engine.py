@@ -96,6 +96,8 @@ PROBE_FEATURES = 120
 PROBE_SWITCH_PX = 0.5 * STATIC_PX
 PROBE_BUFFER = 8
 PROBE_STRIDE = 2  # the probe looks at every other frame
+#: The full tracker looks for new corners at most every this many frames while it holds half its tracks.
+REPLENISH_EVERY = 3
 #: A track-count drop below this fraction of the previous frame's (blur, a fast turn, the hand sweeping
 #: over the view) starts a search for the lost tracks by ORB matching against the last well-tracked frame.
 BRIDGE_DROP = 0.5
@@ -233,6 +235,7 @@ class BackgroundTracker:
         self._cur_pts = np.zeros((0, 2), np.float32)
         self._vel = np.zeros(2, np.float32)  # median image motion of the last frame (prediction)
         self._next_id = 0
+        self._since_new, self._after_new = REPLENISH_EVERY, 0
         self._mask: np.ndarray | None = None
         self._mask_age = 0
         self._anchors: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []  # (frame, grey, ids, pts)
@@ -356,11 +359,16 @@ class BackgroundTracker:
                 self._vel = np.median(p1[ok] - pts[ok], axis=0).astype(np.float32)
             pts, ids = p1[ok].astype(np.float32), ids[ok]
         kept = len(pts)
-        if len(pts) < 0.8 * self.max_features:
+        # replenished below 80 % of the tracks: at once when a tenth of those found last time are gone (a
+        # fast turn), else every REPLENISH_EVERY frames (a scene with few corners is not searched every frame)
+        self._since_new += 1
+        if len(pts) < 0.8 * self.max_features and (len(pts) < 0.9 * self._after_new
+                                                   or self._since_new >= REPLENISH_EVERY):
             new = _corners(grey, self.max_features - len(pts), pts, mask, MIN_DISTANCE)
             pts = np.concatenate([pts, new])
             ids = np.concatenate([ids, np.arange(self._next_id, self._next_id + len(new))])
             self._next_id += len(new)
+            self._since_new, self._after_new = 0, len(pts)
         # a loss of tracks: look for the well-tracked frames' tracks before it in the frames that follow
         dropped = (before >= 2 * MIN_FEATURES and kept < BRIDGE_DROP * before) or kept < MIN_FEATURES
         if dropped and self._lost is None and self._anchors:
@@ -463,12 +471,9 @@ def _corners(grey: np.ndarray, count: int, pts: np.ndarray, mask: np.ndarray | N
         return np.zeros((0, 2), np.float32)
     new = new.reshape(-1, 2).astype(np.float32)
     h, w = grey.shape[:2]
-    xi = np.clip(new[:, 0].round().astype(int), 0, w - 1)
-    yi = np.clip(new[:, 1].round().astype(int), 0, h - 1)
-    # the minimum eigenvalue of the 7x7 structure tensor at each corner (cv2.cornerMinEigenVal's, locally)
-    eig = np.array([cv2.cornerMinEigenVal(grey[max(y - 5, 0):y + 6, max(x - 5, 0):x + 6], 7, 3)[
-        min(y, 5), min(x, 5)] for x, y in zip(xi.tolist(), yi.tolist())], np.float32) if len(new) else np.zeros(0)
-    return new[eig > MIN_EIGENVALUE]
+    eig = cv2.cornerMinEigenVal(grey, 7, 3)
+    return new[eig[np.clip(new[:, 1].round().astype(int), 0, h - 1), np.clip(new[:, 0].round().astype(int), 0, w - 1)]
+               > MIN_EIGENVALUE]
 
 
 def _orb_descriptors(orb: Any, grey: np.ndarray, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
