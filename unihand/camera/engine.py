@@ -105,6 +105,8 @@ BRIDGE_DROP = 0.5
 #: them (at least :data:`ANCHOR_SPACING` frames apart) are kept.
 BRIDGE_FRAMES = 90
 BRIDGE_ANCHORS = 4
+#: Matches a bridge needs (inliers of the fundamental matrix, at least half the candidate matches).
+BRIDGE_MIN = 24
 ANCHOR_SPACING = 8
 
 #: Per-frame status of the camera (:attr:`CameraEstimate.status`): how the frame's pose was found.
@@ -114,8 +116,9 @@ ANCHOR_SPACING = 8
 #: interpolated (PnP failed while the camera travels); ``interpolated``: no evidence of its own (no
 #: tracks: blur, a blank wall, the hand over the view), rotation and position interpolated between the
 #: frames around it; ``unlinked``: registered within a stretch that shares no track with the frames before
-#: it (the camera carried across the break at its speed: its offset is a guess); ``held``: no evidence and
-#: no registered frame on one side: the nearest pose held.
+#: it (carried across the break at the camera's speed), or only tracks that give its rotation, not its
+#: position (two-view geometry without a scale): its offset is a guess; ``held``: no evidence and no
+#: registered frame on one side: the nearest pose held.
 STATUSES = ("map", "turn", "still", "rotation", "interpolated", "unlinked", "held")
 #: The statuses of a registered frame (``camera_valid``).
 REGISTERED = ("map", "turn", "still")
@@ -421,7 +424,8 @@ class BackgroundTracker:
             qi, ti = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
             old, cur = a_pts[a_sel[ti]].astype(np.float64), pts[fresh[sel[qi]]].astype(np.float64)
             F, inl = cv2.findFundamentalMat(old, cur, cv2.FM_RANSAC, INLIER_PX, 0.999)
-            if F is None or inl is None or int(inl.sum()) < MIN_LINK:
+            # a fundamental matrix fits a dozen chance matches: most of the matches must agree, and many
+            if F is None or inl is None or int(inl.sum()) < BRIDGE_MIN or inl.sum() < 0.5 * len(pairs):
                 continue
             ids = ids.copy()
             taken = 0
@@ -431,7 +435,7 @@ class BackgroundTracker:
                     ids[fresh[sel[q]]] = old_id
                     alive.add(old_id)
                     taken += 1
-            if taken >= MIN_LINK:
+            if taken >= BRIDGE_MIN:
                 self.bridges.append({"frame": f, "to": int(a), "tracks": taken})
                 self._lost = None
                 return ids
@@ -1064,16 +1068,38 @@ def _link(prev: _Solver, sim_prev: tuple[np.ndarray, np.ndarray, float], s: _Sol
         if fit is not None:
             return {"R": fit[1], "t": fit[2], "scale": fit[0], "how": "overlap", "after": a, "frame": b}
     _, ia, ib = _smooth_ids(prev.ids[a], s.ids[b])
-    R_ab, _ = _rotation_between(_bearings(prev.xn[a][ia]), _bearings(s.xn[b][ib]), s.thr, np.random.default_rng(0))
+    xa, xb = prev.xn[a][ia], s.xn[b][ib]
+    R_ab, inl = _rotation_between(_bearings(xa), _bearings(xb), 2 * s.thr, np.random.default_rng(0))
+    c_b = T[a, :3, 3].copy()  # the camera turned about its centre between a and b
+    d_prev, d_new = prev.median_depth(a), s.median_depth(b)
+    depth = bool(prev.method == "estimated" and d_prev and d_new)
+    how, placed = "shared tracks", True
+    if inl.sum() < max(MIN_LINK, 0.5 * len(ia)):  # no one rotation: the camera travelled between a and b
+        try:
+            E, m = cv2.findEssentialMat(xa, xb, np.eye(3), method=cv2.RANSAC, prob=0.999, threshold=2 * s.thr)
+        except cv2.error:
+            return None
+        if E is None or E.shape != (3, 3):
+            return None
+        n_in, R_ab, t_ab, m, _ = cv2.recoverPose(E, xa, xb, np.eye(3), distanceThresh=1e3, mask=m.copy())
+        if n_in < max(MIN_LINK, 0.5 * len(ia)):
+            return None
+        how, placed = "shared tracks, two-view", depth
+        if depth:  # the baseline's length from the scene depth at a
+            ok = m.ravel() > 0
+            Xh = cv2.triangulatePoints(np.eye(3, 4), np.hstack([R_ab, t_ab]), xa[ok].T, xb[ok].T)
+            z = Xh[2] / np.where(np.abs(Xh[3]) < 1e-12, 1e-12, Xh[3])
+            if (z > 0).sum() < MIN_LINK // 2:
+                return None
+            base = sp * d_prev / float(np.median(z[z > 0]))
+            c_b = T[a, :3, 3] - base * (T[a, :3, :3] @ R_ab.T @ t_ab.ravel())  # centre of b: -R_ab^T t in a's camera
     R_wb = T[a, :3, :3] @ R_ab.T  # camera b to the joined world
     Rs, ts = s.poses[b]
-    d_prev, d_new = prev.median_depth(a), s.median_depth(b)
-    depth = prev.method == "estimated" and d_prev and d_new
     sc = sp * d_prev / d_new if depth else 1.0
     R = R_wb @ Rs  # s's world -> joined: R_wc_joined(b) = R R_wc_s(b), R_wc_s(b) = Rs^T
-    t = T[a, :3, 3] - sc * R @ (-Rs.T @ ts)
-    return {"R": R, "t": t, "scale": sc, "how": "shared tracks" + (", scene depth" if depth else ""),
-            "after": a, "frame": b}
+    t = c_b - sc * R @ (-Rs.T @ ts)
+    return {"R": R, "t": t, "scale": sc, "how": how + (", scene depth" if depth else ""), "after": a, "frame": b,
+            "placed": placed}
 
 
 def _join(solvers: list[_Solver], n: int) -> tuple[np.ndarray, np.ndarray, list[tuple], list[dict[str, Any]]]:
@@ -1100,6 +1126,7 @@ def _join(solvers: list[_Solver], n: int) -> tuple[np.ndarray, np.ndarray, list[
                 break
         if link is not None:
             R, t, sc = link["R"], link["t"], link["scale"]
+            linked = linked and link.get("placed", True)  # travelled across with no scale: position unknown
         elif not done:
             R, t, sc = np.eye(3), np.zeros(3), 1.0
         else:  # a break: no track shared with any earlier frame
@@ -1145,7 +1172,7 @@ def _fill_gaps(T: np.ndarray, status: np.ndarray) -> None:
 #: What the warning says was done for the frames of each status that is not registered.
 _DONE = {"rotation": "rotation only: rotation from the tracks, position interpolated",
          "interpolated": "interpolated rotation and position",
-         "unlinked": "tracked, but joined across a break in the tracks at the camera's speed",
+         "unlinked": "tracked, but where they are relative to the frames before is a guess: the tracks broke off",
          "held": "static: the nearest registered pose held"}
 
 
