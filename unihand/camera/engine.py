@@ -362,10 +362,11 @@ class BackgroundTracker:
                 self._vel = np.median(p1[ok] - pts[ok], axis=0).astype(np.float32)
             pts, ids = p1[ok].astype(np.float32), ids[ok]
         kept = len(pts)
-        # replenished below 80 % of the tracks: at once when a tenth of those found last time are gone (a
-        # fast turn), else every REPLENISH_EVERY frames (a scene with few corners is not searched every frame)
+        # replenished below 80 % of the tracks: every frame while the image moves or a tenth of the tracks
+        # found last time are gone, else every REPLENISH_EVERY frames (a still scene with few corners is not
+        # searched on every frame)
         self._since_new += 1
-        if len(pts) < 0.8 * self.max_features and (len(pts) < 0.9 * self._after_new
+        if len(pts) < 0.8 * self.max_features and (len(pts) < 0.9 * self._after_new or np.abs(self._vel).max() > 0.3
                                                    or self._since_new >= REPLENISH_EVERY):
             new = _corners(grey, self.max_features - len(pts), pts, mask, MIN_DISTANCE)
             pts = np.concatenate([pts, new])
