@@ -1,41 +1,44 @@
-"""Camera motion from the background of a video (docs/design.md "Camera motion (issue 14)").
+"""Camera motion from the background of a video (docs/design.md "Camera motion").
 
 **Front end** (:class:`BackgroundTracker`, streaming): each frame is downscaled so its longer
 side is :data:`WORK_SIZE` pixels and turned grey; Shi-Tomasi corners are tracked from frame to
-frame by pyramidal Lucas-Kanade (forward-backward checked) and replenished, outside the hand
-regions (each detected hand's keypoint hull, dilated, and its forearm beyond the wrist; a hand's
-region is held for a few frames where the detector misses it). Only the tracks' 2D positions
-are kept (a few hundred points per frame), so memory does not grow with the resolution and the
-frames are dropped as they are read (but for the few kept for a metric depth model, see below).
+frame by pyramidal Lucas-Kanade (started from the last frame's image motion, forward-backward
+checked) and replenished, outside the hand regions (each detected hand's keypoint hull, dilated,
+and its forearm beyond the wrist; a hand's region is held for a few frames where the detector
+misses it). When most tracks are lost at once (a fast turn, blur, the hand sweeping over the view,
+a blank wall) the last well-tracked frames' tracks are searched for in the frames that follow (ORB
+descriptors at the tracks, a fundamental matrix check): found, a new track takes the old one's id,
+so the back end sees one track across the loss. Only the tracks' 2D positions are kept (a few
+hundred points per frame); the frames are dropped as they are read (but for the few kept for a
+metric depth model, see below). With ``probe=True`` (``--camera auto``) a cheap probe (a hundred
+corners at :data:`PROBE_SIZE` pixels, every other frame) runs first and hands over to the full
+tracker only when the background moves.
 
-**Back end** (:func:`solve_camera`), all OpenCV but the bundle adjustment:
+**Back end** (:func:`solve_camera`):
 
-1. texture: frames with fewer than :data:`MIN_FEATURES` tracked background points have no camera
-   evidence. From the first such frame on the camera is held where it was (from frame 0: the
-   whole clip is static), with a warning naming the frames;
-2. still background: the median displacement of the tracks since they were first seen stays
-   below :data:`STATIC_PX` (about 0.15 degrees) in every frame -> static (``mode="auto"``);
-3. keyframes where the median track displacement since the last one exceeds
-   :data:`KEYFRAME_PX` or a third of its tracks are lost; the first keyframe pair with enough
-   parallax (essential matrix, RANSAC; the parallax is the angle the best pure rotation of the
-   pair leaves unexplained, so a turning camera's spurious essential matrix does not start it) starts
-   the map;
-4. every other keyframe is registered by PnP (RANSAC, Levenberg-Marquardt refined) on the
-   mapped points, and new tracks are triangulated against the earliest keyframe that saw them;
-5. bundle adjustment of keyframe poses and points (pycolmap, i.e. COLMAP's Ceres problem,
-   Cauchy loss; without pycolmap the poses of step 4 are kept);
-6. every frame is registered by PnP on the adjusted points (from the interpolated keyframe
-   poses); a frame that cannot be (the hand fills the view, or the map starts after it, as frame 0
-   may) gets its rotation from the nearest registered frame it shares tracks with and that frame's
-   camera centre.
+1. a still background (the median displacement of the tracks since they were first seen stays
+   below :data:`STATIC_PX`, about 0.15 degrees; or the probe never saw it move) -> static
+   (``mode="auto"``); a clip with almost nothing to track -> static, with one warning (``why``);
+2. the frames with enough tracks are cut into stretches linked by shared tracks (:func:`_segments`);
+3. in each stretch, keyframes; the first keyframe pair with parallax no pure rotation explains
+   starts a map (essential matrix); keyframes are registered by PnP on the mapped points and new
+   tracks triangulated; a keyframe PnP cannot place (the view turned away from the mapped points)
+   re-initialises the map from a mapped neighbour by two-view geometry, its scale from the points
+   both see (or the scene's depth there); without parallax in the stretch, rotations alone (the
+   camera turns about its centre). Bundle adjustment (pycolmap, Cauchy loss), then every frame by
+   PnP on the adjusted points, or its rotation from its tracks (position interpolated);
+4. where a stretch's map does not reach, the frames before and after it are solved again on their
+   own (:func:`_solve_stretch`), and all solvers are joined (:func:`_join`): through the mapped
+   points they share (a similarity: the shared scale from the overlap), else through shared tracks
+   (their rotation, or two-view geometry), else across the break at the camera's speed;
+5. frames nobody posed: rotation and position interpolated between posed frames, or the nearest
+   pose held at the ends. Every frame carries a status (:data:`STATUSES`); only :data:`REGISTERED`
+   ones are ``camera_valid``, and :func:`unregistered_warning` names the others in one line.
 
-Without parallax anywhere (a camera that only turns, or a distant background) the rotations
-are estimated alone (keyframe to keyframe, robust fits to the tracked bearings) and the
-translation is zero. Translations are in units of the median depth of the background points
-seen in the first frame: monocular video gives motion only up to scale, which the refinement
-fits to the hands (``camera_scale="fit"``) unless the user gives it or a metric depth model reads
-it from the scene (:mod:`unihand.camera.depth`: a dozen frames kept by the camera stage, read only
-when there is a map).
+Translations are in units of the median depth of the background points seen in the first mapped
+frame: monocular video gives motion only up to scale, which the refinement fits to the hands
+(``camera_scale="fit"``) unless the user gives it or a metric depth model reads it from the scene
+(:mod:`unihand.camera.depth`: a dozen frames kept by the camera stage, read only when there is a map).
 """
 
 from __future__ import annotations
@@ -979,11 +982,6 @@ def _segments(tracker: BackgroundTracker, counts: np.ndarray) -> list[list[int]]
     return [s for s in segs if len(s) >= 3]
 
 
-def _pose(R: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """4x4 camera-to-world from the camera's orientation R (camera to world) and centre c."""
-    return _pose_matrix(R, c)
-
-
 def _extrapolate(T: np.ndarray, posed: list[int], a: int, frames: int) -> np.ndarray:
     """Camera-to-world pose ``frames`` after posed frame ``a`` at the turning speed and velocity of the few
     frames before it (at most :data:`EXTRAPOLATE_FRAMES` frames on; beyond, the pose stays)."""
@@ -994,7 +992,7 @@ def _extrapolate(T: np.ndarray, posed: list[int], a: int, frames: int) -> np.nda
     steps = min(frames, EXTRAPOLATE_FRAMES) / (a - e)
     w = _matrix_to_rotvec(T[a, :3, :3] @ T[e, :3, :3].T)
     v = T[a, :3, 3] - T[e, :3, 3]
-    return _pose(_rotvec_to_matrix(steps * w) @ T[a, :3, :3], T[a, :3, 3] + steps * v)
+    return _pose_matrix(_rotvec_to_matrix(steps * w) @ T[a, :3, :3], T[a, :3, 3] + steps * v)
 
 
 def _solve_stretch(tracker: BackgroundTracker, frames: list[int], K: np.ndarray | None) -> list[_Solver]:
@@ -1146,7 +1144,7 @@ def _join(solvers: list[_Solver], n: int) -> tuple[np.ndarray, np.ndarray, list[
             joins.append({k: v for k, v in link.items() if k in ("how", "after", "frame")})
         for f in frames:
             Rf, tf = s.poses[f]
-            T[f] = _pose(R @ Rf.T, sc * R @ (-Rf.T @ tf) + t)
+            T[f] = _pose_matrix(R @ Rf.T, sc * R @ (-Rf.T @ tf) + t)
             status[f] = s.status[f] if linked else "unlinked"
         sims.append((R, t, sc))
         done.append((s, (R, t, sc), linked))
@@ -1166,7 +1164,7 @@ def _fill_gaps(T: np.ndarray, status: np.ndarray) -> None:
         a, b = posed[k - 1], posed[k]
         s = (f - a) / (b - a)
         R = _rotvec_to_matrix(s * _matrix_to_rotvec(T[b, :3, :3] @ T[a, :3, :3].T)) @ T[a, :3, :3]
-        T[f] = _pose(R, (1 - s) * T[a, :3, 3] + s * T[b, :3, 3])
+        T[f] = _pose_matrix(R, (1 - s) * T[a, :3, 3] + s * T[b, :3, 3])
         status[f] = "interpolated"
 
 
