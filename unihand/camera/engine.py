@@ -85,6 +85,8 @@ INLIER_PX = 1.5
 CENTRE_SMOOTHING = 1.5
 #: Shared tracks that link two frames (a rotation fit, a segment of the clip).
 MIN_LINK = 12
+#: Shared tracks an essential matrix is fitted to (a low-texture view has 40-60 tracks in all).
+MIN_TWO_VIEW = 40
 #: A frame joins the current segment when it shares :data:`MIN_LINK` tracks with one of its last this many frames.
 LINK_WINDOW = 60
 #: Across a break in the tracks the camera is carried on at its speed for at most this many frames.
@@ -586,7 +588,7 @@ class _Solver:
 
     def _two_view(self, a: int, b: int) -> tuple[float, Any] | None:
         common, ia, ib = _smooth_ids(self.ids[a], self.ids[b])
-        if len(common) < 2 * MIN_FEATURES:
+        if len(common) < MIN_TWO_VIEW:
             return None
         xa, xb = self.xn[a][ia], self.xn[b][ib]
         try:
@@ -821,18 +823,22 @@ class _Solver:
                 prev = f
 
     def initial_pair(self, kfs: list[int]) -> tuple[int, int, float, Any] | None:
-        """The first keyframe pair (a, b), a among the first keyframes, with :data:`INIT_PARALLAX_DEG` of
-        parallax, else the pair with the most; None when no pair can be fitted."""
+        """The first keyframe pair (a, b) with :data:`INIT_PARALLAX_DEG` of parallax, else the pair with the
+        most; None when no pair can be fitted. Every pair among the first keyframes is tried, then, along
+        the rest of the stretch (a camera that starts walking later), every third keyframe with a few
+        later ones."""
         best = None
-        for ia, a in enumerate(kfs[:12]):
-            for b in kfs[ia + 1:ia + 16]:
-                res = self._two_view(a, b)
-                if res is None:
-                    continue
-                if best is None or res[0] > best[2]:
-                    best = (a, b, res[0], res[1])
-                if res[0] >= INIT_PARALLAX_DEG:
-                    return best
+        pairs = [(a, b) for ia, a in enumerate(kfs[:12]) for b in kfs[ia + 1:ia + 16]]
+        pairs += [(kfs[ia], kfs[ib]) for ia in range(12, len(kfs), 3) for ib in (ia + 4, ia + 8, ia + 15)
+                  if ib < len(kfs)]
+        for a, b in pairs:
+            res = self._two_view(a, b)
+            if res is None:
+                continue
+            if best is None or res[0] > best[2]:
+                best = (a, b, res[0], res[1])
+            if res[0] >= INIT_PARALLAX_DEG:
+                return best
         return best
 
     def _reinit(self, k: int, anchors: Sequence[int]) -> bool:
