@@ -180,3 +180,30 @@ def test_estimate_on_an_untrackable_video_is_one_line_and_writes_nothing(tmp_pat
     estimate_video(video, tmp_path / "auto", camera="auto", log=log.append, **kw)
     assert len([m for m in log if m.startswith("warning:")]) == 1
     assert not np.load(tmp_path / "auto" / "right_motion.npz")["camera_valid"].any()
+
+
+def test_the_hard_generator_turns_fast_walks_blurs_and_paints_walls_blank() -> None:
+    from unihand.data.synthetic.camera import hard_head_motion, pure_turn
+    from unihand.data.synthetic.render import motion_blur_kernels, sample_room
+    from unihand.geometry.camera import intrinsics_from_fov
+
+    t = np.arange(120) / 30.0
+    peaks, travels = [], []
+    for k in range(20):
+        T = hard_head_motion(np.random.default_rng(k), t)
+        rv = Rotation.from_matrix(T[:, :3, :3])
+        peaks.append(np.degrees((rv[1:] * rv[:-1].inv()).magnitude()).max() * 30.0)
+        travels.append(np.linalg.norm(T[-1, :3, 3] - T[0, :3, 3]))
+    assert 60.0 < np.median(peaks) < 250.0 and min(peaks) > 40.0
+    assert 0.35 < min(travels) and max(travels) < 1.3  # walking 0.5-1 m, plus the head's swing about the neck
+    turn = pure_turn(np.random.default_rng(0), t)
+    assert np.abs(turn[:, :3, 3]).max() == 0.0
+    # a turn of 100 degrees per second smears a 90-degree, 640 px frame over ~9 px at half the frame interval
+    R = Rotation.from_rotvec(np.outer(np.arange(3) / 30.0, [0.0, np.radians(100.0), 0.0])).as_matrix()
+    T = np.tile(np.eye(4), (3, 1, 1))
+    T[:, :3, :3] = R
+    ker = motion_blur_kernels(T, intrinsics_from_fov(90.0, 640, 360), 0.5)[1]
+    assert ker is not None and 9 <= ker.shape[0] <= 11 and abs(ker.sum() - 1.0) < 1e-5
+    room = sample_room(np.random.default_rng(0), np.tile(np.eye(4), (2, 1, 1)), np.full((2, 21, 3), 0.4), 256, blank_walls=2)
+    flat = [bool((room.atlas[:, k * room.tile:(k + 1) * room.tile] == room.atlas[0, k * room.tile]).all()) for k in range(7)]
+    assert sum(flat) == 3 and flat[2]  # two side walls and the ceiling

@@ -415,7 +415,7 @@ def _draw_occluder(img: np.ndarray, poly: np.ndarray, color: np.ndarray, pattern
 def motion_blur_kernels(T_cano_from_cam: np.ndarray, K: np.ndarray, exposure: float, depth: float = 2.0) -> list:
     """Per frame, a linear motion-blur kernel (float32, sums to 1) or None: the image centre's path
     (a point ``depth`` metres ahead) over ``exposure`` of the frame interval, from the neighbouring
-    poses; a camera turning at 100 degrees per second smears a 90-degree 640 px frame over ~18 px
+    poses; a camera turning at 100 degrees per second smears a 90-degree 640 px frame over ~9 px
     at an exposure of 0.5."""
     n = len(T_cano_from_cam)
     T_cam = rigid_inverse(T_cano_from_cam)
