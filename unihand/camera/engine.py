@@ -85,7 +85,8 @@ INLIER_PX = 1.5
 CENTRE_SMOOTHING = 1.5
 #: Shared tracks that link two frames (a rotation fit, a segment of the clip).
 MIN_LINK = 12
-#: Shared tracks an essential matrix is fitted to (a low-texture view has 40-60 tracks in all).
+#: Shared tracks an essential matrix may be fitted to where no pair shares twice MIN_FEATURES (a
+#: low-texture view has 40-60 tracks in all).
 MIN_TWO_VIEW = 40
 #: A frame joins the current segment when it shares :data:`MIN_LINK` tracks with one of its last this many frames.
 LINK_WINDOW = 60
@@ -586,9 +587,9 @@ class _Solver:
             kfs.append(fr[-1])
         return kfs
 
-    def _two_view(self, a: int, b: int) -> tuple[float, Any] | None:
+    def _two_view(self, a: int, b: int, min_common: int = 2 * MIN_FEATURES) -> tuple[float, Any] | None:
         common, ia, ib = _smooth_ids(self.ids[a], self.ids[b])
-        if len(common) < MIN_TWO_VIEW:
+        if len(common) < min_common:
             return None
         xa, xb = self.xn[a][ia], self.xn[b][ib]
         try:
@@ -831,14 +832,15 @@ class _Solver:
         pairs = [(a, b) for ia, a in enumerate(kfs[:12]) for b in kfs[ia + 1:ia + 16]]
         pairs += [(kfs[ia], kfs[ib]) for ia in range(12, len(kfs), 3) for ib in (ia + 4, ia + 8, ia + 15)
                   if ib < len(kfs)]
-        for a, b in pairs:
-            res = self._two_view(a, b)
-            if res is None:
-                continue
-            if best is None or res[0] > best[2]:
-                best = (a, b, res[0], res[1])
-            if res[0] >= INIT_PARALLAX_DEG:
-                return best
+        for min_common in (2 * MIN_FEATURES, MIN_TWO_VIEW):  # pairs that share fewer tracks only if need be
+            for a, b in pairs:
+                res = self._two_view(a, b, min_common)
+                if res is None:
+                    continue
+                if best is None or res[0] > best[2]:
+                    best = (a, b, res[0], res[1])
+                if res[0] >= INIT_PARALLAX_DEG:
+                    return best
         return best
 
     def _reinit(self, k: int, anchors: Sequence[int]) -> bool:
@@ -847,7 +849,7 @@ class _Solver:
         re-initialised there and joined to the old one, its scale from the mapped points both frames see
         (the overlap), else from the scene's depth at the anchor."""
         for r in anchors:
-            res = self._two_view(r, k)
+            res = self._two_view(r, k, MIN_TWO_VIEW)
             if res is None or res[0] < INIT_PARALLAX_DEG:
                 continue
             R_rel, t_rel, ids, xa, xb = res[1]
