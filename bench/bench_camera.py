@@ -169,6 +169,10 @@ def real_sample(model) -> dict:
     return out
 
 
+def _num(value: float | None, digits: int, sign: str = "") -> str:
+    return "-" if value is None else format(value, f"{sign}.{digits}f")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sequences", type=int, default=8)
@@ -194,8 +198,9 @@ def main() -> None:
         print(f"seq {seed}/{i}: {c['method']}, registered {row['estimate']['registered']}/{row['frames']}, "
               f"wrist speed max est {row['estimate']['wrist_speed_max']:.2f} true {row['true_wrist_speed_max']:.2f} m/s, "
               f"rot {c['rot_mean_deg']:.2f}/{c['rot_max_deg']:.2f} deg "
-              f"(true up to {c['true_rot_max_deg']:.0f} deg, {c['true_travel_cm']:.0f} cm), dir {c['dir_mean_deg']:.1f} deg, "
-              f"scale err {100 * c['scale_error']:+.1f} %, traj {c['traj_err_cm']:.2f} cm, {c['ms_per_frame']:.1f} ms/frame | "
+              f"(true up to {c['true_rot_max_deg']:.0f} deg, {c['true_travel_cm']:.0f} cm), dir {_num(c['dir_mean_deg'], 1)} deg, "
+              f"scale err {_num(None if c['scale_error'] is None else 100 * c['scale_error'], 1, '+')} %, "
+              f"traj {c['traj_err_cm']:.2f} cm, {c['ms_per_frame']:.1f} ms/frame | "
               f"G-MPJPE est {row['estimate']['g_mpjpe_mm']:.1f} static {row['static']['g_mpjpe_mm']:.1f} "
               f"true {row['true']['g_mpjpe_mm']:.1f} oracle scale {row['oracle_scale']['g_mpjpe_mm']:.1f} mm", flush=True)
         if args.depth:
