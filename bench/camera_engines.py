@@ -1,5 +1,6 @@
 """Camera engines compared: the project's engine, the engine as it was before the hard-motion work
-(``baseline``: ``unihand/camera/engine.py`` of git ``main``), and pycolmap's own SfM pipeline.
+(``baseline``: ``unihand/camera/engine.py`` at git commit :data:`BASELINE_REF`),
+and pycolmap's own SfM pipeline.
 
 Both get the same rendered synthetic videos (:mod:`camera_data`: test stream 2000, realistic head
 motion, 3D room background, 1280x720 at 90 degrees, 96 frames, H.264 CRF 20), downscaled so the
@@ -62,13 +63,17 @@ from camera_data import HARD_HELDOUT_SEED, HARD_SEED, SEED, SETS, clip  # noqa: 
 ENGINES = ("engine", "baseline", "colmap")
 
 
-def _baseline_engine():
-    """``unihand/camera/engine.py`` as committed on git ``main`` (the engine before the hard-motion work)."""
+#: The commit whose engine is the baseline: the last one before the hard-motion work.
+BASELINE_REF = "460bc38"
+
+
+def _baseline_engine(ref: str = BASELINE_REF):
+    """``unihand/camera/engine.py`` as committed at ``ref`` (the engine before the hard-motion work)."""
     import importlib.util
     import subprocess
 
     repo = Path(__file__).resolve().parents[1]
-    src = subprocess.run(["git", "-C", str(repo), "show", "main:unihand/camera/engine.py"], check=True,
+    src = subprocess.run(["git", "-C", str(repo), "show", f"{ref}:unihand/camera/engine.py"], check=True,
                          capture_output=True, text=True).stdout
     path = Path(tempfile.gettempdir()) / "unihand_engine_main.py"
     path.write_text(src)
