@@ -1,10 +1,18 @@
-"""Synthetic moving-camera videos with known poses for the camera benchmark (issue 14).
+"""Synthetic moving-camera videos with known poses for the camera benchmark.
 
 ``render_video(index, folder)`` renders sequence ``index`` of the test stream :data:`SEED` with
 realistic head motion and the 3D room background at the preset's resolution (GoPro-like
 1280x720, 90 degree field of view by default), writes it as H.264 (CRF 20) and returns the
 video path, the intrinsics of the video's pixels and the sequence (ground truth). Videos are
 cached in ``folder`` by (seed, index, preset, frames) and a digest of the sequence.
+
+The **hard set** (``hard=True``, :data:`HARD`): what real egocentric footage does to a camera
+tracker: fast head turns (60-120 degrees per second) and walking 0.5-1 m (``head_motion="hard"``),
+every third clip turning about the camera's own centre only (``"turn"``: no parallax at all),
+motion blur over half the frame interval, the hand close to the camera (covering 20-40 % of the
+view with its forearm) and one of the room's four walls (two on every other clip) and its ceiling
+one flat colour, 120 frames. Its tuning stream is :data:`HARD_SEED`; :data:`HARD_HELDOUT_SEED` is held out (nothing was
+chosen on it). ``fov_deg`` renders a clip at that field of view (the focal-length benchmark).
 """
 
 from __future__ import annotations
@@ -17,26 +25,36 @@ import numpy as np
 
 #: Test stream of the camera benchmark (disjoint from training seed 0 and the demo's 1000).
 SEED = 2000
+#: The hard set's tuning stream and its held-out stream (never looked at while choosing anything).
+HARD_SEED, HARD_HELDOUT_SEED = 2200, 2300
+#: The hard set's generator settings (see the module doc).
+HARD = dict(frames=120, motion_blur=0.5, hand_near=0.55)
 
 
-def make_sequence(index: int, frames: int = 96, preset: str = "gopro", moving: bool = True, seed: int = SEED):
+def make_sequence(index: int, frames: int = 96, preset: str = "gopro", moving: bool = True, seed: int = SEED,
+                  hard: bool = False, fov_deg: float | None = None):
     from unihand.data.synthetic.conditions import ConditionConfig
     from unihand.data.synthetic.world import SynthConfig, SyntheticWorld
 
+    extra: dict = {"head_motion": "realistic"}
+    if hard:
+        extra = {k: v for k, v in HARD.items() if k != "frames"}
+        extra["head_motion"] = "turn" if index % 3 == 2 else "hard"
+        extra["blank_walls"] = 1 + index % 2
     cfg = SynthConfig(
         frames=frames, left_p=0.0, moving_camera_p=1.0 if moving else 0.0, exit_p=0.0, camera=preset,
-        head_motion="realistic", background="room", occluder_counts_p=(0.4, 0.4, 0.2),
-        conditions=ConditionConfig(gap_counts_p=(0.6, 0.4)),
+        background="room", occluder_counts_p=(0.4, 0.4, 0.2),
+        conditions=ConditionConfig(gap_counts_p=(0.6, 0.4)), fov_deg=fov_deg, **extra,
     )
     return SyntheticWorld(seed=seed, config=cfg).sequence(index)
 
 
 def render_video(index: int, folder: str | os.PathLike, frames: int = 96, preset: str = "gopro",
-                 moving: bool = True, seed: int = SEED):
+                 moving: bool = True, seed: int = SEED, hard: bool = False, fov_deg: float | None = None):
     """(video path, K (3, 3) of the video's pixels, sequence, to_pixels) for sequence ``index``."""
     from unihand.viz.video import H264Writer
 
-    seq = make_sequence(index, frames, preset, moving, seed)
+    seq = make_sequence(index, frames, preset, moving, seed, hard, fov_deg)
     w, h = (int(v) for v in seq.camera.image_size)
     size = max(w, h)
     lb = seq.letterbox(size)
@@ -45,7 +63,9 @@ def render_video(index: int, folder: str | os.PathLike, frames: int = 96, preset
     folder.mkdir(parents=True, exist_ok=True)
     # the name holds a digest of the sequence, so a changed generator never reads a stale video
     digest = hashlib.sha1(seq.motion.joints.tobytes() + seq.camera.T_cano_from_cam.tobytes()).hexdigest()[:10]
-    video = folder / f"cam_{seed}_{index}_{preset}_{frames}{'' if moving else '_static'}_{digest}.mp4"
+    tag = ("" if moving else "_static") + (f"_hard{seq.blank_walls}" if hard else "") \
+        + ("" if fov_deg is None else f"_fov{fov_deg:g}")
+    video = folder / f"cam_{seed}_{index}_{preset}_{frames}{tag}_{digest}.mp4"
     if not video.exists():
         rendered = lb.crop(seq.render(size))
         tmp = video.with_suffix(".tmp.mp4")
@@ -56,6 +76,21 @@ def render_video(index: int, folder: str | os.PathLike, frames: int = 96, preset
         tmp.replace(video)
 
     return video, K, seq, lb.normalized_to_crop
+
+
+#: The clip sets of the camera benchmarks: the test stream (96 frames, realistic head motion), the hard
+#: set's tuning stream and its held-out stream.
+SETS = ("test", "hard", "heldout")
+
+
+def clip(index: int, which: str, folder: str | os.PathLike):
+    """(video, K, sequence, to_pixels) of sequence ``index`` of a set of :data:`SETS`."""
+    if which == "test":
+        return render_video(index, folder)
+    if which not in SETS:
+        raise ValueError(f"set {which!r}: choose from {', '.join(SETS)}")
+    return render_video(index, folder, frames=HARD["frames"], seed=HARD_SEED if which == "hard" else HARD_HELDOUT_SEED,
+                        hard=True)
 
 
 class SimulatedDepth:

@@ -1,4 +1,6 @@
-"""Camera engines compared (issue 14): the project's engine against pycolmap's own SfM pipeline.
+"""Camera engines compared: the project's engine, the engine as it was before the hard-motion work
+(``baseline``: ``unihand/camera/engine.py`` at git commit :data:`BASELINE_REF`),
+and pycolmap's own SfM pipeline.
 
 Both get the same rendered synthetic videos (:mod:`camera_data`: test stream 2000, realistic head
 motion, 3D room background, 1280x720 at 90 degrees, 96 frames, H.264 CRF 20), downscaled so the
@@ -15,8 +17,13 @@ of the true 2D hand keypoints of every frame):
     median triangulation angle of ``--colmap-init-angle`` degrees (COLMAP's default 16, halved once
     by COLMAP when no model starts; the project's engine starts at 2).
 
-Reported per engine and sequence: registered frames (the engine gives every frame a pose; COLMAP
-leaves out the frames it cannot register, which are then left out of the errors too), the mean and
+``--set hard`` / ``--set heldout``: the hard set of :mod:`camera_data` (fast turns, walking, blur, near
+hands, blank walls; 120 frames; tuning stream and held-out stream) instead of the test stream.
+
+Reported per engine and sequence: registered frames (the engine's ``camera_valid``; the baseline
+registers every frame up to where it holds the camera; COLMAP leaves out the frames it cannot
+register), the rotation error over every frame (``rot all``: what the user gets, frames not
+registered included), then over the registered frames only, the mean and
 max rotation error (angle of R_est^T R_true per frame), the translation-direction error (angle
 between the estimated and true camera positions, frames more than 2 cm from the start), the
 trajectory error (cm, mean over frames) after the least-squares scale of the estimated positions
@@ -27,7 +34,7 @@ left it out). The mean row sums the registered frames, takes the largest max rot
 averages the rest over the sequences. Everything runs on one thread. Needs pycolmap 4.x
 (``pip install pycolmap``; without it the engine also runs without its bundle adjustment).
 
-    .venv/bin/python bench/camera_engines.py [--sequences 4] [--first 0] [--colmap-init-angle 16] [--engines engine,colmap] [--json out.json]
+    .venv/bin/python bench/camera_engines.py [--set test|hard|heldout] [--sequences 4] [--first 0] [--colmap-init-angle 16] [--engines engine,baseline,colmap] [--json out.json]
 """
 
 from __future__ import annotations
@@ -51,9 +58,30 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_camera import CACHE, rotation_errors  # noqa: E402
-from camera_data import SEED, render_video  # noqa: E402
+from camera_data import HARD_HELDOUT_SEED, HARD_SEED, SEED, SETS, clip  # noqa: E402
 
-ENGINES = ("engine", "colmap")
+ENGINES = ("engine", "baseline", "colmap")
+
+
+#: The commit whose engine is the baseline: the last one before the hard-motion work.
+BASELINE_REF = "460bc38"
+
+
+def _baseline_engine(ref: str = BASELINE_REF):
+    """``unihand/camera/engine.py`` as committed at ``ref`` (the engine before the hard-motion work)."""
+    import importlib.util
+    import subprocess
+
+    repo = Path(__file__).resolve().parents[1]
+    src = subprocess.run(["git", "-C", str(repo), "show", f"{ref}:unihand/camera/engine.py"], check=True,
+                         capture_output=True, text=True).stdout
+    path = Path(tempfile.gettempdir()) / "unihand_engine_main.py"
+    path.write_text(src)
+    spec = importlib.util.spec_from_file_location("unihand_engine_main", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["unihand_engine_main"] = mod  # its dataclasses look their module up
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def camera_errors(T_est: np.ndarray, T_true: np.ndarray, registered: np.ndarray) -> dict[str, Any]:
@@ -75,20 +103,29 @@ def camera_errors(T_est: np.ndarray, T_true: np.ndarray, registered: np.ndarray)
             "traj_err_cm": float(100 * np.linalg.norm(best * te - tt, axis=1).mean())}
 
 
-def run_engine(frames: np.ndarray, K: np.ndarray, hands: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
-    """(T_cano_from_cam (N, 4, 4), registered (N,) bool, info) of the project's engine."""
-    from unihand.camera.engine import BackgroundTracker, solve_camera
+def run_engine(frames: np.ndarray, K: np.ndarray, hands: np.ndarray,
+               baseline: bool = False) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(T_cano_from_cam (N, 4, 4), registered (N,) bool, info) of the project's engine (``baseline``: git main's)."""
+    if baseline:
+        mod = _baseline_engine()
+        BackgroundTracker, solve_camera = mod.BackgroundTracker, mod.solve_camera
+    else:
+        from unihand.camera.engine import BackgroundTracker, solve_camera
 
     t = time.perf_counter()
     tracker = BackgroundTracker(K, (frames.shape[2], frames.shape[1]))
     for frame, kp in zip(frames, hands):
-        tracker.add(frame, [kp])
+        tracker.add(frame, [kp] if np.isfinite(kp).all(axis=1).sum() >= 5 else [])
     est = solve_camera(tracker, "estimate")
     wall = time.perf_counter() - t
-    registered = np.ones(len(frames), bool)
-    if est.held_from is not None:
-        registered[est.held_from:] = False
-    return est.T_cano_from_cam, registered, {"wall_s": wall, "method": est.method, "stats": est.stats}
+    if baseline:
+        registered = np.ones(len(frames), bool)
+        if est.held_from is not None:
+            registered[est.held_from:] = False
+    else:
+        registered = est.valid
+    return est.T_cano_from_cam, registered, {"wall_s": wall, "method": est.method,
+                                             "stats": {k: v for k, v in est.stats.items() if k != "segments"}}
 
 
 def run_colmap(frames: np.ndarray, K: np.ndarray, hands: np.ndarray, folder: Path,
@@ -152,22 +189,28 @@ def run_colmap(frames: np.ndarray, K: np.ndarray, hands: np.ndarray, folder: Pat
                            **{k: round(v, 3) for k, v in times.items()}}
 
 
-def run_sequence(index: int, init_angle_deg: float, engines: tuple[str, ...] = ENGINES) -> dict[str, Any]:
+def run_sequence(index: int, init_angle_deg: float, engines: tuple[str, ...] = ENGINES,
+                 which: str = "test") -> dict[str, Any]:
     from unihand.video.decode import open_video, read_all
 
-    video, K, seq, to_pixels = render_video(index, CACHE)
+    video, K, seq, to_pixels = clip(index, which, CACHE)
     frames = read_all(open_video(video))
-    hands = to_pixels(seq.conditions.extra["kp2d_gt"])  # (N, 21, 2) true keypoints, video pixels
+    # the true keypoints (video pixels) where the hand is in view, as a detector would give them
+    hands = np.where(seq.conditions.extra["in_image"][..., None], to_pixels(seq.conditions.extra["kp2d_gt"]), np.nan)
     T_true = seq.camera.T_cano_from_cam.astype(np.float64)
     true_rot = rotation_errors(np.broadcast_to(np.eye(4), T_true.shape), T_true)
     row: dict[str, Any] = {"index": index, "activity": seq.activity, "true_rot_max_deg": float(true_rot.max()),
                            "true_travel_cm": float(100 * np.linalg.norm(T_true[:, :3, 3], axis=1).max())}
     results = {"engine": run_engine(frames, K, hands)} if "engine" in engines else {}
+    if "baseline" in engines:
+        results["baseline"] = run_engine(frames, K, hands, baseline=True)
     if "colmap" in engines:
         with tempfile.TemporaryDirectory(prefix="colmap_") as tmp:
             results["colmap"] = run_colmap(frames, K, hands, Path(tmp), init_angle_deg)
     for name, (T, registered, info) in results.items():
+        every = np.ones(len(frames), bool) if name != "colmap" else registered
         row[name] = {**camera_errors(T, T_true, registered), **info,
+                     "rot_all_mean_deg": camera_errors(T, T_true, every)["rot_mean_deg"],
                      "ms_per_frame": 1000 * info["wall_s"] / len(frames)}
     return row
 
@@ -177,7 +220,7 @@ def _fmt(value: float | None, digits: int) -> str:
 
 
 def line(label: str, r: dict[str, Any]) -> str:
-    return (f"{label:<10} {r['registered']:>5}/{r['frames']:<5} {_fmt(r['rot_mean_deg'], 3)} "
+    return (f"{label:<10} {r['registered']:>5}/{r['frames']:<5} {_fmt(r['rot_all_mean_deg'], 3)} {_fmt(r['rot_mean_deg'], 3)} "
             f"{_fmt(r['rot_max_deg'], 3)} {_fmt(r['dir_mean_deg'], 2)} {_fmt(r['traj_err_cm'], 2)} "
             f"{r['ms_per_frame']:9.1f}")
 
@@ -189,6 +232,7 @@ def mean_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
     maxes = [r["rot_max_deg"] for r in rows if r["rot_max_deg"] is not None]
     return {"registered": sum(r["registered"] for r in rows), "frames": sum(r["frames"] for r in rows),
+            "rot_all_mean_deg": mean("rot_all_mean_deg"),
             "rot_mean_deg": mean("rot_mean_deg"), "rot_max_deg": max(maxes) if maxes else None,
             "dir_mean_deg": mean("dir_mean_deg"), "traj_err_cm": mean("traj_err_cm"),
             "ms_per_frame": mean("ms_per_frame")}
@@ -200,7 +244,8 @@ def main() -> None:
     ap.add_argument("--first", type=int, default=0)
     ap.add_argument("--colmap-init-angle", type=float, default=16.0,
                     help="COLMAP's init_min_tri_angle (degrees; its default 16)")
-    ap.add_argument("--engines", default=",".join(ENGINES), help=f"subset of {','.join(ENGINES)}")
+    ap.add_argument("--engines", default="engine,colmap", help=f"subset of {','.join(ENGINES)}")
+    ap.add_argument("--set", choices=SETS, default="test", help="the test stream, or the hard set's tuning / held-out stream")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     engines = tuple(e for e in ENGINES if e in args.engines.split(","))
@@ -208,11 +253,13 @@ def main() -> None:
 
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
-    print(f"{'':<10} {'registered':>11} {'rot mean':>8} {'rot max':>8} {'dir deg':>8} {'traj cm':>8} {'ms/frame':>9}")
+    print(f"{'':<10} {'registered':>11} {'rot all':>8} {'rot reg':>8} {'rot max':>8} {'dir deg':>8} {'traj cm':>8} "
+          f"{'ms/frame':>9}")
     rows = []
+    seed = {"test": SEED, "hard": HARD_SEED, "heldout": HARD_HELDOUT_SEED}[args.set]
     for i in range(args.first, args.first + args.sequences):
-        row = run_sequence(i, args.colmap_init_angle, engines)
-        print(f"seq {SEED}/{i} ({row['activity']}; true up to {row['true_rot_max_deg']:.0f} deg, "
+        row = run_sequence(i, args.colmap_init_angle, engines, args.set)
+        print(f"seq {seed}/{i} ({row['activity']}; true up to {row['true_rot_max_deg']:.0f} deg, "
               f"{row['true_travel_cm']:.0f} cm)")
         for name in engines:
             print(line(f"  {name}", row[name]), flush=True)
@@ -222,7 +269,7 @@ def main() -> None:
     for name in engines:
         print(line(f"  {name}", summary[name]))
     if args.json:
-        Path(args.json).write_text(json.dumps({"colmap_init_angle_deg": args.colmap_init_angle, "sequences": rows,
+        Path(args.json).write_text(json.dumps({"set": args.set, "colmap_init_angle_deg": args.colmap_init_angle, "sequences": rows,
                                                "mean": summary}, indent=1, default=float))
 
 

@@ -175,12 +175,13 @@ def test_textureless_frames_fall_back_to_static_with_a_warning(moving_clip) -> N
     frames, K, _, _ = moving_clip
     blank = np.full_like(frames[:12], 128)
     est = _solve(blank, K, None, "auto")
-    assert not est.moving and est.method == "static (too little texture)"
+    assert not est.moving and est.method == "static (too little to track)" and not est.valid.any()
     assert len(est.warnings) == 1 and "frames 0-11" in est.warnings[0]
-    # texture lost half-way: the camera is held from there, and the warning names those frames
+    # texture lost half-way: the pose is held from there, flagged, and the warning names those frames
     mixed = np.concatenate([frames[:20], np.full_like(frames[:8], 128)])
     est = _solve(mixed, K, None, "estimate")
-    assert est.held_from == 20 and "frames 20-27" in est.warnings[0]
+    assert list(est.status[20:]) == ["held"] * 8 and est.valid[:20].all()
+    assert len(est.warnings) == 1 and "20-27 (static: the nearest registered pose held)" in est.warnings[0]
     np.testing.assert_allclose(est.T_cano_from_cam[20:], np.broadcast_to(est.T_cano_from_cam[19], (8, 4, 4)))
 
 

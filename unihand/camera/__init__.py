@@ -2,6 +2,8 @@
 
 - :mod:`unihand.camera.engine`: the estimator (OpenCV feature tracking and two-view geometry,
   bundle adjustment by pycolmap), streaming over the frames with the hands masked out;
+- :mod:`unihand.camera.focal`: the focal length of a video whose intrinsics are not given, from the
+  camera's rotation;
 - :mod:`unihand.camera.poses`: poses files (``.npz`` T_cano_from_cam, COLMAP ``images.txt``,
   Aria MPS ``closed_loop_trajectory.csv``) read into ``T_cano_from_cam`` (N, 4, 4);
 - :mod:`unihand.camera.stage`: the ``--camera`` choice of ``unihand estimate`` (what runs, what

@@ -137,6 +137,17 @@ class CameraResult:
     estimate: CameraEstimate | None = None
     seconds: float = 0.0
     scale_source: str = "given"  # where a numeric scale comes from
+    #: (N,) bool per frame: the pose is registered (estimated from the frame, or given), not interpolated,
+    #: carried across a break or held (``camera_valid`` in the motion file); None: every frame
+    valid: np.ndarray | None = None
+    #: (3, 3) intrinsics of the video's pixels with the focal length estimated from the video, and where it
+    #: comes from; None: the given (or default) intrinsics stand
+    K: np.ndarray | None = None
+    k_source: str | None = None
+
+    def camera_valid(self, n: int) -> np.ndarray:
+        """(N,) bool ``camera_valid`` of the clip's ``n`` frames."""
+        return np.ones(n, bool) if self.valid is None else np.asarray(self.valid, bool).copy()
 
     @property
     def depth_seconds(self) -> float:
@@ -150,11 +161,15 @@ class CameraResult:
 
 
 def resolve_camera(plan: CameraPlan, tracker: BackgroundTracker | None, num_frames: int, fps: float,
-                   say: Any = None, depth_model: DepthModel | None = None) -> CameraResult:
+                   say: Any = None, depth_model: DepthModel | None = None,
+                   focal_unknown: bool = False) -> CameraResult:
     """The clip's camera from the plan (and the tracked frames; ``depth_model`` reads the frames the tracker
-    kept for the scale); logs what it found and any warning."""
+    kept for the scale); logs what it found and any warning. ``focal_unknown``: neither ``--fov`` nor
+    ``--intrinsics`` was given: a turning camera's focal length is estimated from the video
+    (:mod:`unihand.camera.focal`) and the poses solved with it (:attr:`CameraResult.K`)."""
     say = say or (lambda msg: None)
     t0 = time.perf_counter()
+    focal: dict[str, Any] = {}
     if plan.mode == "static":
         res = CameraResult(None, 1.0, "static (--camera static)", False)
     elif plan.mode == "given":
@@ -172,20 +187,42 @@ def resolve_camera(plan: CameraPlan, tracker: BackgroundTracker | None, num_fram
                            {"file": str(plan.path), "format": fmt})
     else:
         assert tracker is not None
-        est = solve_camera(tracker, "estimate" if plan.mode == "estimate" else "auto", depth_model)
-        for w in est.warnings:
-            say(w)
+        K_work = None
+        if focal_unknown and not tracker.decided_static and tracker.num_frames:
+            from unihand.camera.focal import estimate_focal
+
+            f_work, focal = estimate_focal(tracker)
+            if f_work is not None:
+                K_work = tracker.K.copy()
+                K_work[0, 0] = K_work[1, 1] = f_work
+                # with a map, the bundle adjustment refines it (the parallax the rotation fit cannot explain)
+                first = solve_camera(tracker, "estimate", K=K_work, refine_focal=True)
+                f_ba = first.stats.get("focal_refined_work_px")
+                if f_ba is not None and 0.8 < f_ba / f_work < 1.25:
+                    K_work[0, 0] = K_work[1, 1] = f_ba
+                    focal["fov_rotation_deg"] = focal["fov_deg"]
+                    focal["fov_deg"] = round(math.degrees(2 * math.atan(tracker.work_shape[1] / 2 / f_ba)), 2)
+                    focal["refined"] = "bundle adjustment of the map"
+        est = solve_camera(tracker, "estimate" if plan.mode == "estimate" else "auto", depth_model, K=K_work)
+        if est.why is not None and plan.mode == "estimate":
+            raise UserError(f"--camera estimate: {est.why}; use --camera static, or give the poses "
+                            f"(--camera POSES.npz)")
+        for w in est.warnings:  # one line: the frames not registered and what was done for them
+            say(f"warning: {w}")
+        valid = est.valid
         info: dict[str, Any] = {"method": est.method, "mode": plan.mode, "engine": _engine_name(est),
                                 "rotation_max_deg": round(float(est.rotation_deg().max()), 3),
-                                "stats": est.stats}
+                                "registered_frames": int(valid.sum()), "stats": est.stats}
+        if not valid.all():
+            info["unregistered_frames"] = {code: frame_ranges(np.flatnonzero(est.status == code))
+                                           for code in ("rotation", "interpolated", "unlinked", "held")
+                                           if (est.status == code).any()}
         if est.low_texture_frames.size:
             info["low_texture_frames"] = frame_ranges(est.low_texture_frames)
-        if est.held_from is not None:
-            info["held_from_frame"] = est.held_from
         if not est.moving:
-            why = ("too few background features" if est.method.startswith("static (")
+            why = ("too little to track: " + est.why if est.why is not None
                    else f"the background does not move: {est.stats.get('background_motion_px', 0):.2f} px")
-            res = CameraResult(None, 1.0, f"static ({why})", False, info, est)
+            res = CameraResult(None, 1.0, f"static ({why})", False, info, est, valid=valid)
         else:
             scale = "fit" if plan.scale is None else plan.scale
             info["unit"] = est.unit
@@ -200,17 +237,43 @@ def resolve_camera(plan: CameraPlan, tracker: BackgroundTracker | None, num_fram
                     say(f"camera: the metric depth model {depth['model']} gave no scale (too few mapped points "
                         f"in the frames kept for it): fitting it to the hands")
             res = CameraResult(est.T_cano_from_cam, scale, f"{est.method} from the video ({info['engine']})", True,
-                               info, est, scale_source=scale_source)
+                               info, est, scale_source=scale_source, valid=valid)
+    if focal_unknown and plan.tracks:
+        _focal_result(res, tracker, focal, say)
     # the depth model's reads are timed apart
     res.seconds = time.perf_counter() - t0 + (tracker.seconds if tracker is not None else 0.0) - res.depth_seconds
     if res.moving:
         rot = res.poses[:, :3, :3]
         ang = np.degrees(np.arccos(np.clip((np.trace(rot, axis1=1, axis2=2) - 1) / 2, -1.0, 1.0)))
         scale_text = ("scale fitted to the hands" if res.scale == "fit" else f"{res.scale:.4g} m per unit")
-        say(f"camera: moving, {res.source}; rotation up to {ang.max():.1f} deg from the first frame, {scale_text}")
+        reg = "" if res.valid is None else f", {int(res.valid.sum())}/{len(res.valid)} frames registered"
+        say(f"camera: moving, {res.source}; rotation up to {ang.max():.1f} deg from the first frame, {scale_text}{reg}")
     else:
         say(f"camera: {res.source}")
     return res
+
+
+def _focal_result(res: CameraResult, tracker: BackgroundTracker, focal: dict[str, Any], say: Any) -> None:
+    """The estimated focal length into ``res`` (K, its source, the summary) and the log line saying where the
+    focal length comes from."""
+    from unihand.geometry.camera import DEFAULT_FOV_DEG, rescale_K
+
+    if res.moving and "fov_deg" in focal and "why" not in focal:
+        K = rescale_K(tracker.K, 1.0 / tracker.scale)  # the video's pixels
+        f = float(focal["fov_deg"])
+        fx = (tracker.image_size[0] / 2) / math.tan(math.radians(f) / 2)
+        K[0, 0] = K[1, 1] = fx
+        res.K = K
+        how = "the camera's rotation" + (", refined by the bundle adjustment" if "refined" in focal else "")
+        res.k_source = f"estimated from {how}: {f:.1f} degrees horizontal ({focal['pairs']} frame pairs)"
+        res.info["focal"] = {"source": f"estimated from {how}", "fx_px": round(fx, 2), **focal}
+        say(f"camera: focal length estimated from the video: {fx:.0f} px, {f:.1f} degrees horizontal "
+            f"(--fov or --intrinsics set it)")
+        return
+    why = focal.get("why") or ("a still camera does not show it" if not res.moving else "not estimated")
+    res.info["focal"] = {"source": f"default ({DEFAULT_FOV_DEG:g} degrees across the longer side)", "why": why, **focal}
+    say(f"camera: focal length not estimated ({why}): the default {DEFAULT_FOV_DEG:g} degrees across the "
+        f"longer side is used; --fov or --intrinsics set it")
 
 
 def _engine_name(est: CameraEstimate) -> str:

@@ -59,6 +59,18 @@ def camera_poses(motion: Any, path: Path, ctx: dict) -> np.ndarray | None:
     return require_finite(src, CAMERA_POSES_KEY, T, path.name)
 
 
+def camera_valid(motion: Any, path: Path, ctx: dict, poses: np.ndarray | None) -> np.ndarray | None:
+    """The motion's ``camera_valid`` (N,) (frames whose camera was registered), with its camera poses only."""
+    valid = getattr(motion, "extra", {}).get("camera_valid")
+    if valid is None or poses is None:
+        return None
+    valid = np.asarray(valid)
+    if valid.shape != (motion.num_frames,):
+        raise UserError(f"{_source(path, ctx)}: field 'camera_valid' has shape {valid.shape}, expected "
+                        f"({motion.num_frames},); {path.name} not written")
+    return valid.astype(bool)
+
+
 def _mesh(motion: Any, path: Path, ctx: dict) -> MeshSequence:
     mesh = ctx.get("mesh")
     src = _source(path, ctx)
@@ -135,7 +147,8 @@ def write_html(motion: Any, path: Path, **ctx: Any) -> Path:
     src = _source(path, ctx)
     light = viewer_mesh(motion, ctx.get("mesh"), hand=ctx.get("hand"), mano_dir=ctx.get("mano_dir"), source=src)
     side = ctx.get("side") or ("right hand" if motion.is_right else "left hand")
-    layers: dict[str, Any] = {"camera_poses": poses, "K": motion.K, "image_size": motion.image_size}
+    layers: dict[str, Any] = {"camera_poses": poses, "K": motion.K, "image_size": motion.image_size,
+                              "camera_valid": camera_valid(motion, path, ctx, poses)}
     if light is not None:
         layers.update(mesh_vertices=require_finite(src, "vertices", light.vertices, path.name),
                       mesh_faces=light.faces, mesh_label=light.label)
@@ -150,8 +163,10 @@ def write_png(motion: Any, path: Path, **ctx: Any) -> Path:
 
     joints = motion_joints(motion, path, ctx)
     title = ctx.get("title") or Path(_source(path, ctx)).name
+    poses = camera_poses(motion, path, ctx)
     return trajectory.plot_trajectory(path, joints, float(motion.fps), ctx.get("infilled"), title=title,
-                                      camera_poses=camera_poses(motion, path, ctx))
+                                      camera_poses=poses,
+                                      camera_valid=camera_valid(motion, path, ctx, poses))
 
 
 def write_obj(motion: Any, path: Path, **ctx: Any) -> Path:

@@ -39,7 +39,9 @@ Camera (``--camera``, :mod:`unihand.camera.stage`): estimated from the backgroun
 its metric scale. The motion file holds the world (first-camera) frame motion and
 ``T_cano_from_cam`` (N, 4, 4) in metres (identities for a static camera); reprojection (overlay,
 ``joints_2d``, the summary's error) goes through each frame's camera; the summary's ``camera``
-names the source.
+names the source. ``camera_valid`` (N,) bool in the motion file marks the frames whose camera pose
+was registered from the video (False: interpolated, carried across a break in the tracks or held;
+the log names them in one warning line).
 """
 
 from __future__ import annotations
@@ -270,7 +272,10 @@ def estimate_video(
     run = _Run(s, source, K, k_source, model, timings, say)
     tracker = _detect_stage(run, detector, cam_plan)
     tracks = _track_stage(run)
-    run.camera = resolve_camera(cam_plan, tracker, len(run.detections), run.info.fps, say, run.depth_model)
+    run.camera = resolve_camera(cam_plan, tracker, len(run.detections), run.info.fps, say, run.depth_model,
+                                focal_unknown=s.intrinsics is None and s.fov is None)
+    if run.camera.K is not None:  # the focal length estimated from the video
+        run.K, run.k_source = run.camera.K, run.camera.k_source
     timings["camera"] = run.camera.seconds
     if run.depth_model is not None:
         timings["depth_model"] = run.camera.depth_seconds
@@ -303,7 +308,7 @@ def _detect_stage(run: _Run, detector: Detector | None, cam_plan: Any) -> Any:
         from unihand.camera.depth import depth_schedule, load_depth_model
         from unihand.camera.engine import BackgroundTracker
 
-        tracker = BackgroundTracker(run.K, info.image_size)
+        tracker = BackgroundTracker(run.K, info.image_size, probe=cam_plan.mode == "auto")
         if s.depth_model is not None:
             with run.timings("load_depth_model"):
                 run.depth_model = load_depth_model(s.depth_model, s.device)
@@ -384,6 +389,7 @@ def _estimate_hand(run: _Run, side: str, track: HandTrack, shared: dict[str, Any
                 "--camera-scale give it from elsewhere")
         run.say(f"camera scale: {shared['scale']:.4g} m per unit ({shared['source']}{hint})")
     motion.extra["T_cano_from_cam"] = metric
+    motion.extra["camera_valid"] = run.camera.camera_valid(n)  # False: a pose not registered from the video
     motion.joints_2d = reproject(motion.joints, run.K, None if poses is None else metric)
     mask = cond.kp2d_mask
     motion.extra.update({

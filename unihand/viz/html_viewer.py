@@ -16,7 +16,8 @@ Optional layers:
   keep it light (``unihand.export`` gives a decimated MANO mesh or a coarse capsule mesh).
 - **camera frustums** (``camera_poses`` T_cano_from_cam (N, 4, 4), OpenCV camera axes): the
   current frame's camera drawn bright, every few frames' faint, and the path of the camera
-  centre; shaped by ``K`` and ``image_size`` when given. Without poses, the first camera is drawn
+  centre (red and dashed, the frustum red, where ``camera_valid`` says the camera was not
+  registered); shaped by ``K`` and ``image_size`` when given. Without poses, the first camera is drawn
   at the origin.
 
 The view starts from the first camera (what the video showed), in the OpenCV convention
@@ -143,10 +144,16 @@ function drawCamera() {
   if (!CAM || !CAM.poses) { drawFrustum(0, "#888", 1, "camera (frame 1)"); return; }
   const every = Math.max(1, Math.round(N / 8));
   for (let t = 0; t < N; t += every) if (t !== frame) drawFrustum(t, "rgba(136,136,136,0.45)", 1, "");
-  ctx.setLineDash([]); ctx.lineWidth = 1; ctx.strokeStyle = "rgba(255,170,60,0.6)"; ctx.beginPath();
-  for (let t = 0; t < N; t++) { const q = project(...camPoint(t, [0, 0, 0])); if (t === 0) ctx.moveTo(q[0], q[1]); else ctx.lineTo(q[0], q[1]); }
-  ctx.stroke();
-  drawFrustum(frame, "#ffaa3c", 1.5, `camera (frame ${frame + D.first_frame})`);
+  ctx.setLineDash([]); ctx.lineWidth = 1;
+  let prev = project(...camPoint(0, [0, 0, 0]));
+  for (let t = 1; t < N; t++) {  // the path; red dashed where the camera was not registered
+    const q = project(...camPoint(t, [0, 0, 0])), bad = CAM.valid && !(CAM.valid[t] && CAM.valid[t - 1]);
+    ctx.setLineDash(bad ? [3, 3] : []); ctx.strokeStyle = bad ? "rgba(230,60,60,0.8)" : "rgba(255,170,60,0.6)";
+    ctx.beginPath(); ctx.moveTo(prev[0], prev[1]); ctx.lineTo(q[0], q[1]); ctx.stroke(); prev = q;
+  }
+  ctx.setLineDash([]);
+  const ok = !CAM.valid || CAM.valid[frame];
+  drawFrustum(frame, ok ? "#ffaa3c" : "#e63c3c", 1.5, `camera (frame ${frame + D.first_frame}${ok ? "" : ", not registered"})`);
 }
 function drawMesh() {
   const nv = M.nv, base = frame * nv * 3, w = frame * J * 3, wx = pts[w], wy = pts[w + 1], wz = pts[w + 2];
@@ -273,11 +280,18 @@ def _mesh_data(vertices: np.ndarray, faces: np.ndarray, wrist: np.ndarray, label
             "face_bytes": 4 if wide else 2, "faces": _b64(f.astype("<u4" if wide else "<u2")), "vertices": _b64(q)}
 
 
-def _camera_data(camera_poses: np.ndarray | None, K: np.ndarray | None, image_size, n: int) -> dict | None:
-    """Frustum shape from ``K`` / ``image_size`` and the per-frame camera poses (rounded)."""
+def _camera_data(camera_poses: np.ndarray | None, K: np.ndarray | None, image_size, n: int,
+                 camera_valid: np.ndarray | None = None) -> dict | None:
+    """Frustum shape from ``K`` / ``image_size``, the per-frame camera poses (rounded) and which of them
+    were registered (``camera_valid``)."""
     if camera_poses is None and (K is None or image_size is None):
         return None
-    out: dict = {"poses": None}
+    out: dict = {"poses": None, "valid": None}
+    if camera_valid is not None:
+        valid = np.asarray(camera_valid, bool).reshape(-1)
+        if valid.shape != (n,):
+            raise ValueError(f"camera_valid must be (N={n},), got {valid.shape}")
+        out["valid"] = [int(v) for v in valid]
     if K is not None and image_size is not None:
         K = np.asarray(K, np.float64)
         w, h = (float(x) for x in np.asarray(image_size).reshape(2))
@@ -298,7 +312,7 @@ def viewer_html(
     joints: np.ndarray, fps: float = 30.0, infilled: np.ndarray | None = None, title: str = "UniHand motion",
     side: str = "", first_frame: int = 0, *, mesh_vertices: np.ndarray | None = None,
     mesh_faces: np.ndarray | None = None, mesh_label: str = "mesh", camera_poses: np.ndarray | None = None,
-    K: np.ndarray | None = None, image_size: np.ndarray | None = None,
+    K: np.ndarray | None = None, image_size: np.ndarray | None = None, camera_valid: np.ndarray | None = None,
 ) -> str:
     """The viewer page for ``joints`` (N, 21, 3) metres (OpenCV camera frame) as a string; optional
     mesh (``mesh_vertices`` (N, V, 3) with ``mesh_faces`` (F, 3)) and cameras (module doc)."""
@@ -314,7 +328,7 @@ def viewer_html(
         "first_frame": int(first_frame),
         "infilled": [int(b) for b in (np.zeros(n, bool) if infilled is None else np.asarray(infilled, bool))],
         "joints": np.round(joints.reshape(-1) * scale).astype(np.int64).tolist(),
-        "mesh": None, "cameras": _camera_data(camera_poses, K, image_size, n),
+        "mesh": None, "cameras": _camera_data(camera_poses, K, image_size, n, camera_valid),
     }
     if mesh_vertices is not None:
         if mesh_faces is None:

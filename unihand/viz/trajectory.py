@@ -23,9 +23,11 @@ from unihand.hand.joints import OPENPOSE_PARENTS
 def plot_trajectory(
     path: str | os.PathLike, joints: np.ndarray, fps: float = 30.0, infilled: np.ndarray | None = None,
     title: str = "", snapshots: int = 4, dpi: int = 110, camera_poses: np.ndarray | None = None,
+    camera_valid: np.ndarray | None = None,
 ) -> Path:
     """Write the trajectory figure of ``joints`` (N, 21, 3) metres (canonical frame) to ``path``;
-    ``camera_poses`` (N, 4, 4) T_cano_from_cam adds the camera's path."""
+    ``camera_poses`` (N, 4, 4) T_cano_from_cam adds the camera's path; ``camera_valid`` (N,) bool marks
+    the frames whose camera was not registered (crosses on the path, hatched in the time plots)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -35,6 +37,7 @@ def plot_trajectory(
     n = joints.shape[0]
     t = np.arange(n) / fps
     infilled = np.zeros(n, bool) if infilled is None else np.asarray(infilled, bool)
+    unregistered = np.zeros(n, bool) if camera_valid is None else ~np.asarray(camera_valid, bool)
 
     def view(p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return p[..., 0], p[..., 2], -p[..., 1]  # x right, depth, up
@@ -70,6 +73,8 @@ def plot_trajectory(
         poses = np.asarray(camera_poses, np.float64)
         centre = np.stack(view(poses[:, :3, 3]), -1)
         ax.plot(*centre.T, color="C3", lw=1.5, label="camera path")
+        if unregistered.any():
+            ax.scatter(*centre[unregistered].T, marker="x", s=14, c="k", label="camera not registered")
         # viewing direction (the camera's +z) at a few instants, 5 cm long
         look = []
         for k in np.unique(np.linspace(0, n - 1, min(2 * snapshots, n)).round().astype(int)):
@@ -98,11 +103,15 @@ def plot_trajectory(
         a.plot(t, wrist[:, k], color=("C0", "C1", "C2")[k], lw=1.2)
         for s, e in true_runs(infilled):
             a.axvspan(t[s] - 0.5 / fps, t[min(e, n) - 1] + 0.5 / fps, color="red", alpha=0.15, lw=0)
+        for s, e in true_runs(unregistered):
+            a.axvspan(t[s] - 0.5 / fps, t[min(e, n) - 1] + 0.5 / fps, facecolor="none", edgecolor="0.4",
+                      hatch="///", lw=0)
         a.set_ylabel(f"wrist {names[k]} (m)", fontsize=8)
         a.tick_params(labelsize=7)
         a.grid(alpha=0.3)
         if k == 2:
-            a.set_xlabel("time (s); red = infilled", fontsize=8)
+            a.set_xlabel("time (s); red = infilled" + ("; hatched = camera not registered" if unregistered.any() else ""),
+                         fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.subplots_adjust(left=0.02, right=0.97, bottom=0.1, top=0.9, wspace=0.25, hspace=0.35)

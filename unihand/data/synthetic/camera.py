@@ -1,9 +1,12 @@
 """Synthetic cameras: intrinsics of common devices and static / head-mounted trajectories.
 
-Two kinds of head motion (:data:`HEAD_MOTIONS`): ``gentle`` (the training default: a few degrees
-and centimetres, a person holding still while looking at their hands) and ``realistic``
+Kinds of head motion (:data:`HEAD_MOTIONS`): ``gentle`` (the training default: a few degrees
+and centimetres, a person holding still while looking at their hands), ``realistic``
 (:func:`realistic_head_motion`: tens of degrees per second and tens of centimetres, glances,
-a step or a lean, the camera turning about the neck, not about its own centre).
+a step or a lean, the camera turning about the neck, not about its own centre), ``hard``
+(:func:`hard_head_motion`: what real egocentric footage does to a camera tracker: fast head turns
+of 60-120 degrees per second and walking 0.5-1 m) and ``turn`` (:func:`pure_turn`: fast turns about
+the camera's own centre, no translation at all: no parallax).
 
 Conventions (docs/design.md §2): OpenCV camera frame (x right, y down, z forward), metres.
 The canonical frame of a sequence is the camera of its first frame, so every camera
@@ -69,8 +72,10 @@ class CameraSpec:
         return rigid_inverse(self.T_cano_from_cam)
 
 
-def sample_intrinsics(rng: np.random.Generator, preset: str | None = None) -> tuple[str, np.ndarray, np.ndarray]:
-    """Draw a device (weighted) and jitter its field of view (+-5 %) and principal point (+-1 %).
+def sample_intrinsics(rng: np.random.Generator, preset: str | None = None,
+                      fov_deg: float | None = None) -> tuple[str, np.ndarray, np.ndarray]:
+    """Draw a device (weighted) and jitter its field of view (+-5 %) and principal point (+-1 %);
+    ``fov_deg``: exactly this horizontal field of view instead (the same draws are made).
 
     Returns:
         (preset name, K (3, 3) float64, image_size (2,) int64 as (W, H)).
@@ -80,7 +85,8 @@ def sample_intrinsics(rng: np.random.Generator, preset: str | None = None) -> tu
         w = np.array([CAMERA_PRESETS[n].weight for n in names])
         preset = names[int(rng.choice(len(names), p=w / w.sum()))]
     p = CAMERA_PRESETS[preset]
-    K = intrinsics_from_fov(p.hfov_deg * rng.uniform(0.95, 1.05), p.width, p.height)
+    jitter = rng.uniform(0.95, 1.05)
+    K = intrinsics_from_fov(p.hfov_deg * jitter if fov_deg is None else fov_deg, p.width, p.height)
     K[0, 2] += rng.uniform(-0.01, 0.01) * p.width
     K[1, 2] += rng.uniform(-0.01, 0.01) * p.height
     return preset, K, np.array([p.width, p.height], dtype=np.int64)
@@ -114,7 +120,7 @@ def head_motion(
 
 
 #: Kinds of head motion of a moving camera (:func:`sample_camera`).
-HEAD_MOTIONS = ("gentle", "realistic")
+HEAD_MOTIONS = ("gentle", "realistic", "hard", "turn")
 #: The camera's centre relative to the head's pivot (the neck), in the camera frame: 10 cm up
 #: (-y) and 8 cm forward, as glasses or a head strap sit. Turning the head moves the camera.
 NECK_TO_CAMERA = np.array([0.0, -0.10, 0.08])
@@ -170,6 +176,82 @@ def realistic_head_motion(rng: np.random.Generator, t: np.ndarray) -> np.ndarray
     return T
 
 
+def _fast_turns(rng: np.random.Generator, t: np.ndarray, count: int, angle_deg: tuple[float, float],
+                speed_deg_s: tuple[float, float]) -> np.ndarray:
+    """(T, 3) rotation vectors of ``count`` minimum-jerk head turns, mostly yaw, of ``angle_deg`` at a mean
+    speed of ``speed_deg_s`` (peaks 1.875 times that), half of them turning back after a short hold."""
+    from unihand.data.synthetic.smooth import minimum_jerk
+
+    rv = np.zeros((len(t), 3))
+    span = float(t[-1] - t[0]) if len(t) > 1 else 0.0
+    for k in range(count):
+        axis = np.array([rng.normal(0, 0.3), rng.choice([-1.0, 1.0]), rng.normal(0, 0.1)])
+        axis /= np.linalg.norm(axis)
+        angle = np.deg2rad(rng.uniform(*angle_deg))
+        dur = angle / np.deg2rad(rng.uniform(*speed_deg_s))
+        t0 = t[0] + span * (k + rng.uniform(0.1, 0.6)) / count
+        w = minimum_jerk((t - t0) / dur)
+        if rng.random() < 0.5:
+            w = w - minimum_jerk((t - t0 - dur - rng.uniform(0.2, 0.6)) / dur)
+        rv += w[:, None] * angle * axis
+    return rv
+
+
+def _pose_track(rv: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """(T, 4, 4) T_cano_from_cam from rotation vectors and camera centres, identity at frame 0."""
+    R = Rotation.from_rotvec(rv).as_matrix()
+    R = np.swapaxes(R[:1], -1, -2) @ R
+    T = np.zeros((len(rv), 4, 4))
+    T[:, :3, :3] = R
+    T[:, :3, 3] = centre - centre[:1]
+    T[:, 3, 3] = 1.0
+    T[0] = np.eye(4)
+    return T
+
+
+def hard_head_motion(rng: np.random.Generator, t: np.ndarray) -> np.ndarray:
+    """Head motion that real egocentric footage shows and that loses a camera tracker, identity at ``t[0]``.
+
+    Rotation: the slow wander of :func:`realistic_head_motion` plus one or two fast turns of 40-90
+    degrees at 60-120 degrees per second on average (mostly yaw; half of them turning back). The
+    camera sits at :data:`NECK_TO_CAMERA` from the pivot. Translation of the pivot: walking 0.5-1 m
+    (mostly forward and sideways, minimum-jerk start and stop over most of the clip) with the gait's
+    bob (1-3 cm at 1.6-2.2 Hz) and sway (half that, at half the frequency).
+
+    Returns:
+        (T, 4, 4) float64 ``T_cano_from_cam``.
+    """
+    from unihand.data.synthetic.smooth import minimum_jerk
+
+    t = np.asarray(t, np.float64)
+    span = float(t[-1] - t[0]) if len(t) > 1 else 0.0
+    amp_r = np.deg2rad([6.0, 8.0, 2.0]) * rng.uniform(0.5, 1.0, size=3)
+    rv = smooth_noise(rng, t, (3,), amp_r, fmin=0.1, fmax=1.0)
+    rv = rv + _fast_turns(rng, t, int(rng.integers(1, 3)), (40.0, 90.0), (60.0, 120.0))
+    heading = rng.uniform(-0.8, 0.8)  # walking direction off the first view direction (rad)
+    dist = rng.uniform(0.5, 1.0)
+    t0, dur = t[0] + rng.uniform(0.0, 0.2) * span, rng.uniform(0.6, 0.8) * span
+    walk = minimum_jerk((t - t0) / max(dur, 1e-6))[:, None] * dist * np.array([np.sin(heading), 0.0, np.cos(heading)])
+    speed = np.gradient(walk[:, 2] * np.cos(heading) + walk[:, 0] * np.sin(heading), t) if len(t) > 1 else np.zeros(1)
+    gait = np.clip(speed / max(speed.max(), 1e-9), 0, 1) if len(t) > 1 else np.zeros(1)
+    f, phase = rng.uniform(1.6, 2.2), rng.uniform(0, 2 * np.pi)
+    bob = rng.uniform(0.01, 0.03)
+    body = walk + gait[:, None] * np.stack([0.5 * bob * np.sin(np.pi * f * t + phase), bob * np.sin(2 * np.pi * f * t),
+                                            np.zeros_like(t)], 1)
+    R = Rotation.from_rotvec(rv).as_matrix()
+    R = np.swapaxes(R[:1], -1, -2) @ R
+    return _pose_track(rv, (R @ NECK_TO_CAMERA) + body)
+
+
+def pure_turn(rng: np.random.Generator, t: np.ndarray) -> np.ndarray:
+    """The camera turning about its own centre only (no translation: nothing for parallax), identity at
+    ``t[0]``: one or two fast turns of 40-90 degrees at 60-120 degrees per second and a slow wander."""
+    amp_r = np.deg2rad([4.0, 6.0, 2.0]) * rng.uniform(0.5, 1.0, size=3)
+    rv = smooth_noise(rng, t, (3,), amp_r, fmin=0.1, fmax=1.0)
+    rv = rv + _fast_turns(rng, np.asarray(t, np.float64), int(rng.integers(1, 3)), (40.0, 90.0), (60.0, 120.0))
+    return _pose_track(rv, np.zeros((len(t), 3)))
+
+
 #: Time scale (s) of the head motion the hands follow: glances and quick turns are not followed.
 FOLLOW_SMOOTHING_S = 0.5
 
@@ -199,19 +281,20 @@ def hand_anchor(camera: CameraSpec, fps: float) -> tuple[np.ndarray, np.ndarray]
 
 def sample_camera(
     rng: np.random.Generator, t: np.ndarray, *, moving_prob: float = 0.5, preset: str | None = None,
-    head: str = "gentle",
+    head: str = "gentle", fov_deg: float | None = None,
 ) -> CameraSpec:
     """One sequence's camera: a device from :data:`CAMERA_PRESETS`, static or head-mounted
-    (``head``: one of :data:`HEAD_MOTIONS`)."""
+    (``head``: one of :data:`HEAD_MOTIONS`); ``fov_deg``: the horizontal field of view, exactly."""
     if head not in HEAD_MOTIONS:
         raise ValueError(f"head motion {head!r}: choose from {', '.join(HEAD_MOTIONS)}")
-    name, K, size = sample_intrinsics(rng, preset)
+    name, K, size = sample_intrinsics(rng, preset, fov_deg)
     moving = bool(rng.random() < moving_prob)
     follow = follow_t = 1.0
-    if moving and head == "realistic":
-        T = realistic_head_motion(rng, t)
+    if moving and head in ("realistic", "hard", "turn"):
+        T = {"realistic": realistic_head_motion, "hard": hard_head_motion, "turn": pure_turn}[head](rng, t)
         follow = float(rng.uniform(0.65, 0.9))
-        follow_t = float(rng.uniform(0.0, 0.3))
+        # a walking person carries the hands along; a turn or a step leaves them at the task
+        follow_t = float(rng.uniform(0.0, 0.3)) if head != "hard" else float(rng.uniform(0.7, 1.0))
     elif moving:
         T = head_motion(rng, t)
     else:

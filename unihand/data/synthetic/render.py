@@ -177,11 +177,14 @@ def _surface_texture(rng: np.random.Generator, tile: int) -> np.ndarray:
     return cv2.convertScaleAbs(img, alpha=float(rng.uniform(0.6, 1.1)))
 
 
-def sample_room(rng: np.random.Generator, T_cano_from_cam: np.ndarray, joints: np.ndarray, size: int) -> Room:
+def sample_room(rng: np.random.Generator, T_cano_from_cam: np.ndarray, joints: np.ndarray, size: int,
+                blank_walls: int = 0) -> Room:
     """A room around the camera path ``T_cano_from_cam`` (N, 4, 4) and the hand's canonical ``joints``
     (N, 21, 3): walls 1-3.5 m away (at least 0.3 m from the camera path, 0.6 m beyond the hand), a
     floor 0.9-1.6 m below the first camera, a table top 5-20 cm below the hand's lowest point and
-    at least 20 cm below the camera. Textures have ``tile`` = 256-1024 pixels (by ``size``)."""
+    at least 20 cm below the camera. Textures have ``tile`` = 256-1024 pixels (by ``size``).
+    ``blank_walls``: that many of the four side walls (and then the ceiling) are painted one flat
+    colour, nothing to track (drawn after the rest, so 0 gives the room as before)."""
     cams = np.asarray(T_cano_from_cam, np.float64)[:, :3, 3]
     hand = np.asarray(joints, np.float64).reshape(-1, 3)
     lo = -np.array([rng.uniform(1.2, 2.5), rng.uniform(0.8, 1.5), rng.uniform(1.0, 2.5)])
@@ -198,6 +201,10 @@ def sample_room(rng: np.random.Generator, T_cano_from_cam: np.ndarray, joints: n
     ])
     tile = int(np.clip(2 ** int(np.ceil(np.log2(max(size, 1)))), 256, 1024))
     atlas = np.concatenate([_surface_texture(rng, tile) for _ in range(7)], axis=1)
+    if blank_walls:
+        walls = [int(k) for k in rng.permutation([0, 1, 4, 5])[:min(blank_walls, 4)]] + [2]
+        for k in walls:
+            atlas[:, k * tile:(k + 1) * tile] = rng.uniform(90, 230, size=3).astype(np.uint8)
     return Room(lo=lo, hi=hi, table=table, atlas=atlas, tile=tile)
 
 
@@ -405,9 +412,43 @@ def _draw_occluder(img: np.ndarray, poly: np.ndarray, color: np.ndarray, pattern
     cv2.polylines(img, [pts], True, _shade(col, 0.5 * shade), 2, cv2.LINE_AA, _SHIFT)
 
 
+def motion_blur_kernels(T_cano_from_cam: np.ndarray, K: np.ndarray, exposure: float, depth: float = 2.0) -> list:
+    """Per frame, a linear motion-blur kernel (float32, sums to 1) or None: the image centre's path
+    (a point ``depth`` metres ahead) over ``exposure`` of the frame interval, from the neighbouring
+    poses; a camera turning at 100 degrees per second smears a 90-degree 640 px frame over ~9 px
+    at an exposure of 0.5."""
+    n = len(T_cano_from_cam)
+    T_cam = rigid_inverse(T_cano_from_cam)
+    out: list = []
+    for i in range(n):
+        a, b = max(i - 1, 0), min(i + 1, n - 1)
+        if a == b:
+            out.append(None)
+            continue
+        X = T_cano_from_cam[i, :3, :3] @ np.array([0.0, 0.0, depth]) + T_cano_from_cam[i, :3, 3]
+        px = []
+        for j in (a, b):
+            c = T_cam[j, :3, :3] @ X + T_cam[j, :3, 3]
+            px.append(K[:2, :2] @ (c[:2] / max(c[2], 1e-3)))
+        v = (px[1] - px[0]) / (b - a) * exposure  # pixels smeared during the exposure
+        length = float(np.linalg.norm(v))
+        if length < 1.5:
+            out.append(None)
+            continue
+        k = int(np.ceil(length)) | 1
+        ker = np.zeros((k, k), np.float32)
+        c = (k - 1) / 2
+        d = v / length * (length - 1) / 2
+        cv2.line(ker, (int(round((c - d[0]) * _ONE)), int(round((c - d[1]) * _ONE))),
+                 (int(round((c + d[0]) * _ONE)), int(round((c + d[1]) * _ONE))), 1.0, 1, cv2.LINE_AA, _SHIFT)
+        out.append(ker / max(float(ker.sum()), 1e-6))
+    return out
+
+
 def render_frames(
     joints_cam: np.ndarray, K: np.ndarray, image_size: np.ndarray, T_cano_from_cam: np.ndarray,
     occluders: Occluders, style: RenderStyle, size: int = 224, room: Room | None = None,
+    blur_kernels: list | None = None,
 ) -> np.ndarray:
     """Render N frames.
 
@@ -418,6 +459,7 @@ def render_frames(
         occluders: the scene's objects (canonical frame).
         style: appearance from :func:`sample_style` with the same ``size``.
         room: a 3D background (:func:`sample_room`) instead of ``style.background`` at infinity.
+        blur_kernels: per frame, a motion-blur kernel or None (:func:`motion_blur_kernels`); None: sharp.
 
     Returns:
         (N, size, size, 3) uint8 RGB frames (letterboxed, see module doc).
@@ -436,6 +478,7 @@ def render_frames(
     frames = np.empty((n, size, size, 3), dtype=np.uint8)
     ox, oy = lb.offset
     room_still = None
+    blur = [None] * n if blur_kernels is None else blur_kernels
     if room is not None:  # rendered inside the letterbox only
         K_active = Kf.copy()
         K_active[:2, 2] -= lb.offset
@@ -466,6 +509,8 @@ def render_frames(
         for o in order:
             if occ2d.front[o, i]:
                 _draw_occluder(img, polys[o, i], occluders.colors[o], int(occluders.patterns[o]), 1.0)
+        if blur[i] is not None:
+            img = cv2.filter2D(img, -1, blur[i], borderType=cv2.BORDER_REPLICATE)
         if style.blur > 0:
             img = cv2.GaussianBlur(img, (0, 0), style.blur)
         if style.gain != 1.0 or style.bias != 0.0:

@@ -48,7 +48,8 @@ from unihand.data.synthetic.camera import CameraSpec, sample_camera
 from unihand.data.synthetic.conditions import ConditionConfig, detector_hand3d, make_conditions
 from unihand.data.synthetic.motion import PALM_CENTER_OFFSET, sample_betas, sample_finger_motion, sample_wrist_motion
 from unihand.data.synthetic.camera import hand_anchor
-from unihand.data.synthetic.render import BACKGROUNDS, Room, render_frames, sample_room, sample_style
+from unihand.data.synthetic.render import (BACKGROUNDS, Room, motion_blur_kernels, render_frames, sample_room,
+                                           sample_style)
 from unihand.data.synthetic.scene import Occluders, project_occluders_batch, sample_occluders
 from unihand.geometry.canonical import rigid_inverse
 from unihand.geometry.letterbox import Letterbox, letterbox
@@ -74,11 +75,17 @@ class SynthConfig:
     moving_camera_p: float = 0.5
     exit_p: float = 0.15  # probability that the hand leaves / enters the image
     camera: str | None = None  # force one preset of CAMERA_PRESETS
+    fov_deg: float | None = None  # the camera's horizontal field of view, exactly (None: the preset's, jittered)
     activity: str | None = None  # force one activity of motion.ACTIVITIES
     head_motion: str = "gentle"  # moving cameras: camera.HEAD_MOTIONS ("realistic": tens of degrees / s)
     background: str = "far"  # render.BACKGROUNDS: "far" (at infinity) or "room" (3D, with parallax)
     occluder_counts_p: tuple[float, ...] = (0.3, 0.4, 0.2, 0.1)
     conditions: ConditionConfig = field(default_factory=ConditionConfig)
+    #: the hand at this fraction of its drawn distance from the camera (same place in the image, larger:
+    #: 0.55 makes hand and forearm cover 20-40 % of a 90-degree view)
+    hand_near: float = 1.0
+    motion_blur: float = 0.0  # exposure (fraction of the frame interval) of the rendered motion blur
+    blank_walls: int = 0  # room surfaces painted one flat colour (render.sample_room)
 
 
 @dataclass
@@ -95,6 +102,8 @@ class SyntheticSequence:
     activity: str
     render_seed: np.random.SeedSequence
     background: str = "far"  # render.BACKGROUNDS
+    motion_blur: float = 0.0  # SynthConfig.motion_blur
+    blank_walls: int = 0  # SynthConfig.blank_walls
 
     @property
     def is_right(self) -> bool:
@@ -115,7 +124,7 @@ class SyntheticSequence:
             return None
         rng = np.random.default_rng(self.render_seed)
         sample_style(rng, size)
-        return sample_room(rng, self.camera.T_cano_from_cam, self.motion.joints, size)
+        return sample_room(rng, self.camera.T_cano_from_cam, self.motion.joints, size, self.blank_walls)
 
     def render(self, size: int = 224, frames: np.ndarray | None = None) -> np.ndarray:
         """(N, size, size, 3) uint8 RGB frames, letterboxed (deterministic for (seed, index, size));
@@ -125,8 +134,13 @@ class SyntheticSequence:
         room = self.room(size)
         sel = slice(None) if frames is None else frames
         occluders = self.occluders if frames is None else self.occluders.at_frames(frames)
+        blur = None
+        if self.motion_blur > 0:  # from the whole path: a frame's smear comes from its neighbours' poses
+            blur = motion_blur_kernels(self.camera.T_cano_from_cam, self.letterbox(size).frame_K(self.camera.K),
+                                       self.motion_blur)
+            blur = blur if frames is None else [blur[int(i)] for i in np.arange(self.num_frames)[frames]]
         return render_frames(self.joints_cam[sel], self.camera.K, self.camera.image_size,
-                             self.camera.T_cano_from_cam[sel], occluders, style, size, room=room)
+                             self.camera.T_cano_from_cam[sel], occluders, style, size, room=room, blur_kernels=blur)
 
 
 @dataclass
@@ -180,14 +194,14 @@ class SyntheticWorld:
         is_right = bool(top.random() >= cfg.left_p)
         betas = sample_betas(top)
         cam = sample_camera(np.random.default_rng(r_cam), t, moving_prob=cfg.moving_camera_p, preset=cfg.camera,
-                            head=cfg.head_motion)
+                            head=cfg.head_motion, fov_deg=cfg.fov_deg)
         fingers = sample_finger_motion(np.random.default_rng(r_fing), t, cfg.activity)
         wrist = sample_wrist_motion(np.random.default_rng(r_wrist), t, cam.K, cam.image_size, exit_p=cfg.exit_p,
                                     activity=fingers.activity.split(":")[0], episode=fingers.episode)
         # the hand's path is drawn in a frame that turns with (part of) the head and shares (part of) its travel
         R, travel = hand_anchor(cam, cfg.fps)
         rotation = R @ wrist.rotation
-        center = (R @ wrist.center[:, :, None])[:, :, 0] + travel
+        center = (R @ (cfg.hand_near * wrist.center)[:, :, None])[:, :, 0] + travel
         occluders = sample_occluders(np.random.default_rng(r_occ), t, center, cam.T_cano_from_cam,
                                      counts_p=cfg.occluder_counts_p)
         return _Plan(int(index), is_right, betas, cam, fingers.angles, rotation, center, occluders, fingers.activity,
@@ -265,4 +279,5 @@ class SyntheticWorld:
         return SyntheticSequence(
             seed=self.seed, index=plan.index, motion=motion, conditions=conditions, camera=cam, occluders=occluders,
             joints_cam=joints_cam, activity=plan.activity, render_seed=plan.render_seed, background=cfg.background,
+            motion_blur=cfg.motion_blur, blank_walls=cfg.blank_walls,
         )
