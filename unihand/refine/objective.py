@@ -76,7 +76,7 @@ class RefineConfig:
     rtol: float = 3e-3  # stop when an iteration lowers the cost by less than this fraction
     shape_iterations: int = 4
     ik_iterations: int = 6  # inverse kinematics onto a detector's hand-centred 3D (the second start)
-    shape_frames: int = 24  # frames the shape is fitted on (spread over the sequence)
+    shape_frames: int = 12  # frames the shape is fitted on (spread over the sequence)
     chunk: int = 512  # frames solved at once (memory is bounded by one chunk)
     overlap: int = 32  # frames shared by consecutive chunks
 
