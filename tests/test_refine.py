@@ -194,3 +194,21 @@ def test_pixels_instead_of_normalised_keypoints_and_bad_confidence_are_one_line_
     with pytest.raises(UserError, match="confidences are expected in \\[0, 1\\]"):
         Conditions(kp2d=c.kp2d, kp2d_mask=c.kp2d_mask, kp2d_conf=np.full((16, 21), 1.5, np.float32), K=c.K,
                    image_size=c.image_size)
+
+
+@pytest.mark.parametrize("frames", [1, 2, 3])
+def test_very_short_inputs_give_finite_motions(model: UniHand, frames: int) -> None:
+    """1, 2 and 3 frames: the per-sequence arrays (K, image size) are not padded as if they were frames."""
+    rng = np.random.default_rng(frames)
+    cond = Conditions(kp2d=(0.5 + rng.normal(0, 0.05, (frames, 21, 2))).astype(np.float32), image_size=np.array([640, 480]),
+                      K=np.array([[500, 0, 320], [0, 500, 240], [0, 0, 1]], np.float32))
+    motion = model.generate(cond)
+    assert motion.joints.shape == (frames, 21, 3) and np.isfinite(motion.joints).all()
+
+
+@pytest.mark.parametrize("value", [0.5, 0.0])
+def test_degenerate_2d_keypoints_do_not_reach_opencv(model: UniHand, value: float) -> None:
+    """Every joint at one point (or zero-filled frames left unmasked): no placement, no OpenCV assertion."""
+    cond = Conditions(kp2d=np.full((8, 21, 2), value, np.float32), image_size=np.array([640, 480]),
+                      K=np.array([[500, 0, 320], [0, 500, 240], [0, 0, 1]], np.float32))
+    assert np.isfinite(model.generate(cond).joints).all()

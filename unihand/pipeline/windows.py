@@ -21,6 +21,10 @@ from unihand.geometry.rotations import axis_angle_to_rot6d, rot6d_to_axis_angle
 from unihand.models.unihand_model import UniHandModel
 
 
+#: Condition arrays that hold one value for the whole sequence (every other array has one entry per frame).
+PER_SEQUENCE = ("K", "image_size")
+
+
 def window_starts(total: int, segment: int, window: int, overlap: int) -> tuple[int, int, list[int]]:
     """(padded length, window length, first frame of each window) for ``total`` frames."""
     padded = max(segment, math.ceil(total / segment) * segment)
@@ -41,7 +45,8 @@ def generate_windows(
     Each window's noise comes from a generator seeded by a draw from ``generator``, so a sample
     depends only on the master seed (the same with one sample or several, for the first sample)."""
     padded, win, starts = window_starts(total, model.segment, window or model.cfg.frames, overlap)
-    arrays = {k: _pad_last(v, padded) if v.ndim and v.shape[0] == total else v for k, v in arrays.items()}
+    per_frame = {k for k in arrays if k not in PER_SEQUENCE}
+    arrays = {k: _pad_last(v, padded) if k in per_frame else v for k, v in arrays.items()}
     device = model.denoiser.latent_scale.device
     gen = generator if generator is not None else torch.Generator(device="cpu").manual_seed(0)
     b = num_samples
@@ -50,8 +55,7 @@ def generate_windows(
     for start in tqdm(starts, desc="generate", unit="window", disable=not progress or len(starts) == 1, leave=False):
         length = min(win, padded - start)
         sl = slice(start, start + length)
-        chunk = {k: np.broadcast_to(v[sl] if v.ndim and v.shape[0] == padded else v,
-                                    (b,) + (v[sl] if v.ndim and v.shape[0] == padded else v).shape)
+        chunk = {k: np.broadcast_to(v[sl] if k in per_frame else v, (b,) + (v[sl] if k in per_frame else v).shape)
                  for k, v in arrays.items()}
         anchor = None if first_frame is None or start else np.broadcast_to(first_frame, (b, 61))
         if start > 0:  # condition on the overlap already generated (infilling keeps the windows consistent)

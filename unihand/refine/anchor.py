@@ -24,6 +24,8 @@ from unihand.refine.objective import Observations
 
 #: Fewest confident 2D keypoints a frame needs for a PnP placement.
 MIN_PNP_JOINTS = 6
+#: Smallest spread (px) of a frame's keypoints that PnP can place a hand on.
+MIN_SPREAD_PX = 2.0
 #: A placement whose mean error is below this fraction of the hand's size in the image is good: the
 #: sample's own is then kept, a PnP one without trying the global (SQPnP) solution too.
 GOOD_PNP = 0.05
@@ -115,8 +117,13 @@ def _pnp(local: np.ndarray, wrist: np.ndarray, obs: Observations, rot: np.ndarra
         img = kp[i, vis].astype(np.float64)
         best = None
         # from the sample's own placement; where that lands badly, also the global SQPnP solution
+        if np.ptp(img, axis=0).max() < MIN_SPREAD_PX:  # degenerate keypoints (all at one point): nothing to place
+            continue
         for flags, guess in ((cv2.SOLVEPNP_ITERATIVE, True), (cv2.SOLVEPNP_SQPNP, False)):
-            ok, r, t = cv2.solvePnP(obj, img, K, None, rvec.copy(), tvec.copy(), useExtrinsicGuess=guess, flags=flags)
+            try:
+                ok, r, t = cv2.solvePnP(obj, img, K, None, rvec.copy(), tvec.copy(), useExtrinsicGuess=guess, flags=flags)
+            except cv2.error:  # a configuration OpenCV refuses (e.g. collinear points): this solver places nothing
+                continue
             if ok and np.all(np.isfinite(t)) and t[2, 0] > 0.05:
                 e = float(np.linalg.norm(cv2.projectPoints(obj, r, t, K, None)[0][:, 0] - img, axis=-1).mean())
                 if best is None or e < best[0]:
