@@ -24,6 +24,9 @@ from unihand.refine.objective import Observations
 
 #: Fewest confident 2D keypoints a frame needs for a PnP placement.
 MIN_PNP_JOINTS = 6
+#: A placement whose wrist lies this fraction of its distance from the median of its neighbours', or whose
+#: rotation is this far (rad) from most of theirs, is a leap, not a movement (see ``_jumps``).
+JUMP_DISTANCE, JUMP_ANGLE = 0.25, np.deg2rad(45.0)
 #: Smallest spread (px) of a frame's keypoints that PnP can place a hand on.
 MIN_SPREAD_PX = 2.0
 #: A placement whose mean error is below this fraction of the hand's size in the image is good: the
@@ -72,6 +75,9 @@ def anchor(hand: nn.Module, state: PoseState, obs: Observations) -> PoseState:
         rot[m] = given.rot.numpy()[m]
         new_wrist[m] = g_joints[:, 0].numpy()
         done |= m
+        done &= ~_jumps(rot, new_wrist, done & ~m)  # given MANO frames are never dropped
+    else:
+        done &= ~_jumps(rot, new_wrist, done)
     if not done.any():
         return state
     correction = Rotation.from_matrix(rot) * Rotation.from_matrix(state.rot.numpy()).inv()
@@ -88,6 +94,28 @@ def anchor(hand: nn.Module, state: PoseState, obs: Observations) -> PoseState:
     # the wrist moves by the shift; the MANO translation follows (the wrist is the rotation's pivot)
     transl = state.transl.numpy() + shifts
     return PoseState(torch.from_numpy(new_rot), state.angles, torch.from_numpy(transl), state.betas)
+
+
+def _jumps(rot: np.ndarray, wrist: np.ndarray, placed: np.ndarray, radius: int = 3) -> np.ndarray:
+    """(N,) placed frames whose placement leaps away from the placements around it (a PnP solution on the
+    wrong side of a near-planar hand's two-fold ambiguity, a frame with an outlier keypoint): the wrist
+    more than :data:`JUMP_DISTANCE` of its depth from the median of its placed neighbours within
+    ``radius`` frames, or the hand turned more than :data:`JUMP_ANGLE` from most of them. Those frames are
+    then placed like unplaced ones, from their neighbours."""
+    out = np.zeros(len(rot), bool)
+    idx = np.flatnonzero(placed)
+    if idx.size < 3:
+        return out
+    rots = Rotation.from_matrix(rot[idx])
+    for k, i in enumerate(idx):
+        near = np.flatnonzero((np.abs(idx - i) <= radius) & (idx != i))
+        if near.size < 2:
+            continue
+        depth = max(float(np.linalg.norm(wrist[i])), 0.05)
+        far = np.linalg.norm(wrist[i] - np.median(wrist[idx[near]], axis=0)) > JUMP_DISTANCE * depth
+        turned = np.median((rots[near] * rots[k].inv()).magnitude()) > JUMP_ANGLE
+        out[i] = far or turned
+    return out
 
 
 def _pnp(local: np.ndarray, wrist: np.ndarray, obs: Observations, rot: np.ndarray, new_wrist: np.ndarray,

@@ -37,6 +37,8 @@ from unihand.refine.kinematics import ANGLES, FRAME_DIM, FREE_ANGLES, PoseState,
 #: hand-centred 3D is aligned to the estimate.
 PALM = [0, 5, 9, 13, 17]
 _PARENT = list(OPENPOSE_PARENTS[1:])  # parent of joints 1..20
+#: Joints rigid with the palm: the wrist, the thumb's CMC and the four MCPs.
+PALM_JOINTS = [0, 1, 5, 9, 13, 17]
 #: Nearest depth (m) the 2D term's Jacobian uses; points closer than this are not pulled through the lens.
 MIN_DEPTH = 0.05
 
@@ -62,7 +64,8 @@ class RefineConfig:
     sigma_prior_transl: float = 0.3  # m
     unobserved_prior: float = 0.03  # the three above scale by this where nothing is observed (docs/design.md)
     sigma_accel: float = 3.0  # m/s^2, joint acceleration
-    robust_accel: float = 4.0  # m/s^2: Cauchy scale, so fast real movements are not smoothed away
+    robust_accel: float = 4.0  # m/s^2: Cauchy scale, so fast real movements are not smoothed away (fingers)
+    robust_accel_palm: float = 15.0  # m/s^2: the same for the wrist and the MCPs (a whole hand does not jump)
     sigma_angle_accel: float = 50.0  # rad/s^2, finger-angle acceleration
     robust_angle_accel: float = 40.0  # rad/s^2: its Cauchy scale
     sigma_limit: float = 0.01  # rad beyond a joint limit
@@ -294,6 +297,9 @@ class Objective:
         else:
             self.given = None
         self.evidence = _evidence(obs)  # (N,) frames with any observation
+        # the palm's joints move with the whole hand, which does not jump: a lighter tail than the fingers'
+        self.accel_scale = torch.full((21,), cfg.robust_accel, dtype=torch.float64)
+        self.accel_scale[PALM_JOINTS] = cfg.robust_accel_palm
         if obs.kp3d_hand is not None:  # frames whose palm the alignment can use; a bone needs both its ends
             self.hand3d_seen = (obs.kp3d_hand_weight[:, PALM] > 0).all(1)
             wt = obs.kp3d_hand_weight
@@ -464,7 +470,7 @@ class Objective:
             # heavy-tailed where a frame has evidence (a fast movement seen is let through), quadratic
             # where it has none (nothing there justifies a jump, e.g. the sampler's window joins)
             seen = self.evidence[1:-1, None]
-            rho, irls = self._smoothness(acc.unflatten(1, (21, 3)).pow(2).sum(-1), cfg.robust_accel, seen)
+            rho, irls = self._smoothness(acc.unflatten(1, (21, 3)).pow(2).sum(-1), self.accel_scale, seen)
             cost += float(rho.sum()) / cfg.sigma_accel**2
             wa = (irls * fps2**2 / cfg.sigma_accel**2).repeat_interleave(3, dim=1)  # per joint coordinate
             acc_ang = (ang[:-2] - 2 * ang[1:-1] + ang[2:]) * fps2  # rad/s^2
