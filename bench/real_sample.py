@@ -35,7 +35,7 @@ from unihand.video.conditions import reproject, reprojection_stats
 from unihand.video.estimate import estimate_video, load_model
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "right_hand_office.mp4"
-WINDOW, OVERLAP = 48, 16  # UniHand.generate's windows
+WINDOW, OVERLAP = 48, 16  # the pipeline's windows
 
 
 def row(joints_cam: np.ndarray, kp: np.ndarray, mask: np.ndarray, K: np.ndarray, fps: float, ms: float) -> dict:
@@ -58,11 +58,11 @@ def main() -> None:
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     torch.set_num_threads(1)  # what `unihand estimate` uses (--threads 1)
-    model = load_model(args.checkpoint)
+    pipe = load_model(args.checkpoint)
     detector = HandDetector(max_hands=2)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        res = estimate_video(args.video, tmp, hands="both", model=model, detector=detector, render=False,
+        res = estimate_video(args.video, tmp, hands="both", model=pipe, detector=detector, render=False,
                              progress=False)
         total = time.perf_counter() - t0
     out: dict = {"video": args.video, "timings_s": {k: round(v, 3) for k, v in res.timings.items()},
@@ -72,7 +72,7 @@ def main() -> None:
         det_s = res.timings["decode"] + res.timings["detect"]
         kp, mask = hr.track.keypoints, hr.conditions.kp2d_mask
         t = time.perf_counter()
-        pure = model.generate(hr.conditions, seed=0, refine=False)
+        pure = pipe(hr.conditions, generator=torch.Generator().manual_seed(0), refine=False).motions[0]
         t_pure = time.perf_counter() - t
         gen_s = res.timings[f"generate_{side}"]
         rows = {

@@ -6,9 +6,8 @@ import argparse
 import math
 import sys
 
+from unihand.cli.flags import CONF_THRESHOLD, DEFAULT_FOV_DEG, SCHEDULER_NAMES
 from unihand.errors import UserError
-from unihand.geometry.camera import DEFAULT_FOV_DEG
-from unihand.video.conditions import CONF_THRESHOLD
 from unihand.video.outputs import OUTPUT_NAMES
 
 
@@ -53,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fps", type=float, default=None, help="frame rate of an image folder (default 30)")
     p.add_argument("--steps", type=int, default=None, help="DDIM sampling steps (default: the checkpoint's)")
     p.add_argument("--cfg-scale", type=float, default=None, help="classifier-free guidance scale (default: the checkpoint's)")
-    p.add_argument("--scheduler", choices=("ddim", "dpm", "euler"), default="ddim",
+    p.add_argument("--scheduler", choices=SCHEDULER_NAMES, default="ddim",
                    help="sampling scheduler (dpm: DPM-Solver++, as accurate as DDIM in 5-10 steps)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--conf-threshold", type=float, default=CONF_THRESHOLD,

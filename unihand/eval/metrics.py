@@ -181,7 +181,7 @@ def window_join_ratio(joints: np.ndarray, fps: float, window: int, overlap: int,
     """Seams of windowed generation: the largest joint acceleration within ``radius`` frames of a window
     join (where one window's overlap starts and where it ends) over the 95th percentile elsewhere.
 
-    Windows as :meth:`unihand.pipeline.UniHand.generate` lays them out (``window`` frames, each next one
+    Windows as :class:`unihand.pipeline.UniHandPipeline` lays them out (``window`` frames, each next one
     ``window - overlap`` later, the last one flush with the end); the per-frame acceleration is the
     largest over the joints. 1 or less: joins are no rougher than the rest. With ``reference`` (the true
     joints) the acceleration *error* is used instead, so a fast true movement that happens to fall on a
