@@ -37,6 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from camera_data import SEED, SimulatedDepth, render_video  # noqa: E402
 
+from unihand.eval.metrics import rotation_errors_deg as rotation_errors  # noqa: E402
+
 #: The simulated metric depth model's errors (``--depth``): a log-normal scale error of the whole clip
 #: (sigma), per-frame and per-pixel log-normal noise; the fixed biases of the sensitivity runs.
 DEPTH_CLIP_SIGMA, DEPTH_FRAME_SIGMA, DEPTH_PIXEL_SIGMA = 0.10, 0.05, 0.05
@@ -44,11 +46,6 @@ DEPTH_BIASES = {"depth_short": 0.85, "depth_long": 1.15}
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "right_hand_office.mp4"
 CACHE = Path(__file__).resolve().parents[1] / "runs" / "bench_camera"
-
-
-def rotation_errors(T_est: np.ndarray, T_true: np.ndarray) -> np.ndarray:
-    R = np.einsum("nji,njk->nik", T_est[:, :3, :3], T_true[:, :3, :3])
-    return np.degrees(np.arccos(np.clip((np.trace(R, axis1=1, axis2=2) - 1) / 2, -1, 1)))
 
 
 def camera_errors(T_unit: np.ndarray, T_metric: np.ndarray, T_true: np.ndarray) -> dict:
