@@ -11,14 +11,16 @@ from typing import Any
 class Progress:
     """``with Progress(total, "detect", "frame") as bar: ... bar.update()``.
 
-    ``enabled``: ``None`` (the default) shows a bar on a terminal and one summary line otherwise,
-    ``True`` always a bar, ``False`` nothing.
+    ``enabled``: ``None`` (the default) shows a bar on a terminal and one summary line otherwise
+    (``summary=False``: nothing, for a command that prints its own), ``True`` always a bar, ``False``
+    nothing.
     """
 
-    def __init__(self, total: int | None, desc: str, unit: str = "frame", enabled: bool | None = None) -> None:
+    def __init__(self, total: int | None, desc: str, unit: str = "frame", enabled: bool | None = None,
+                 summary: bool = True) -> None:
         tty = sys.stderr.isatty()
         self.desc, self.unit, self.count = desc, unit, 0
-        self.summary = enabled is None and not tty
+        self.summary = summary and enabled is None and not tty
         self.bar: Any = None
         if enabled or (enabled is None and tty):
             from tqdm.auto import tqdm

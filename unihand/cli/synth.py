@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     shown: list[SyntheticSequence] = []
     shown_frames: list[np.ndarray] = []
     indices = np.arange(args.start, args.start + args.num)
-    with Progress(args.num, "synth", "sequence") as bar:
+    with Progress(args.num, "synth", "sequence", summary=False) as bar:  # the last line says what was written
         for lo in range(0, args.num, _CHUNK):
             for seq in world.sequences(indices[lo:lo + _CHUNK]):
                 frames = seq.render(args.size) if render else None
