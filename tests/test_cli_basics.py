@@ -113,3 +113,27 @@ def test_a_missing_optional_dependency_names_its_extra(monkeypatch) -> None:
                                         r"pip install 'unihand\[train\]'"):
         require("lightning", "train", "unihand train")
     assert main(["train", "vae", "--out", "x"]) == 2
+
+
+def test_config_rules_go_by_the_config_class() -> None:
+    """A value rule belongs to one class's field: ``window`` may not be negative in the vision settings,
+    while the same name elsewhere follows its own class's rules (and types)."""
+    from dataclasses import dataclass
+
+    from unihand.config import model_config, typed
+    from unihand.errors import UserError
+
+    with pytest.raises(UserError, match=r"model\.vision\.window: expected a number >= 0, got -1"):
+        model_config("small", {"vision": {"window": -1}})
+    with pytest.raises(UserError, match=r"model\.vae\.dropout: expected a probability in \[0, 1\], got 1\.5"):
+        model_config("small", {"vae": {"dropout": 1.5}})
+    with pytest.raises(UserError, match=r"model\.vision\.pooling: expected one of perceptron, avg"):
+        model_config("small", {"vision": {"pooling": "max"}})
+
+    @dataclass
+    class Other:  # fields named like the model's, without their rules
+        window: int = 0
+        dropout: float = 0.0
+        frames: int = 1
+
+    assert typed(Other, {"window": -3, "dropout": 2.0, "frames": 0}, "other") == Other(-3, 2.0, 0)

@@ -252,13 +252,6 @@ class BackgroundTracker:
 # Back end helpers
 
 
-def _pose_matrix(R: np.ndarray, t: np.ndarray) -> np.ndarray:
-    T = np.eye(4)
-    T[:3, :3] = R
-    T[:3, 3] = np.ravel(t)
-    return T
-
-
 def _bearings(xn: np.ndarray) -> np.ndarray:
     b = np.concatenate([xn, np.ones((len(xn), 1))], axis=1)
     return b / np.linalg.norm(b, axis=1, keepdims=True)
