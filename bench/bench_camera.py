@@ -1,4 +1,4 @@
-"""Moving camera (issue 14): camera estimation and world-frame hands on synthetic video with known poses.
+"""Moving camera: camera estimation and world-frame hands on synthetic video with known poses.
 
 1. ``--sequences`` rendered synthetic videos (:mod:`camera_data`: test stream 2000, realistic head
    motion, 3D room background with parallax, 1280x720 at 90 degrees, 96 frames, H.264 CRF 20, right

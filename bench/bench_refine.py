@@ -1,4 +1,4 @@
-"""Speed of the refinement (issue 11): one 48-frame window, generation with and without refinement.
+"""Speed of the refinement: one 48-frame window, generation with and without refinement.
 
 32 held-out synthetic windows (seed 1000; 2D keypoints, confidences, masks, true camera poses), the
 shipped small model, one torch thread (as ``unihand estimate`` and ``unihand demo`` run), after a

@@ -1,4 +1,4 @@
-"""Sampling schedulers (issue 15): DDIM (the paper's) against DPM-Solver++ and Euler, pure sampling.
+"""Sampling schedulers: DDIM (the paper's) against DPM-Solver++ and Euler, pure sampling.
 
 32 held-out windows (seed 1000, right hands), the synthetic detector's 2D keypoints, the shipped
 model, no refinement (the schedulers' own accuracy); the mean joint acceleration of 32 unconditional

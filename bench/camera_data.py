@@ -1,4 +1,4 @@
-"""Synthetic moving-camera videos with known poses for the camera benchmark (issue 14).
+"""Synthetic moving-camera videos with known poses for the camera benchmark.
 
 ``render_video(index, folder)`` renders sequence ``index`` of the test stream :data:`SEED` with
 realistic head motion and the 3D room background at the preset's resolution (GoPro-like

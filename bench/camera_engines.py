@@ -1,4 +1,4 @@
-"""Camera engines compared (issue 14): the project's engine against pycolmap's own SfM pipeline.
+"""Camera engines compared: the project's engine against pycolmap's own SfM pipeline.
 
 Both get the same rendered synthetic videos (:mod:`camera_data`: test stream 2000, realistic head
 motion, 3D room background, 1280x720 at 90 degrees, 96 frames, H.264 CRF 20), downscaled so the

@@ -1,4 +1,4 @@
-"""Generation benchmark (issue 3) on a held-out synthetic test set (seed 1000, disjoint from training).
+"""Generation benchmark on a held-out synthetic test set (seed 1000, disjoint from training).
 
 VAE reconstruction; generation from 2D / 3D / 2D+3D; missing frames (0/25/50/75 %) and centred
 gaps (8/16/32 frames) with the per-frame, linear-interpolation and no-condition-encoder baselines;

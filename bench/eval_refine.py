@@ -1,4 +1,4 @@
-"""Refinement benchmark (issue 11) on held-out synthetic sequences, UniHand with and without refinement.
+"""Refinement benchmark on held-out synthetic sequences, UniHand with and without refinement.
 
 Sequences: the evaluation stream (seed 1000, disjoint from training), left and right hands, static
 and head-mounted cameras (their true poses are given to ``generate``, as a user with a calibrated

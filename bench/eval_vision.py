@@ -1,4 +1,4 @@
-"""Vision benchmark (issue 4) on held-out rendered synthetic windows (seed 1000, disjoint from training).
+"""Vision benchmark on held-out rendered synthetic windows (seed 1000, disjoint from training).
 
 Each checkpoint generates every test window from each condition set (vision, 2D, vision + 2D,
 vision + 3D; ``none`` = no condition at all, the same model's unconditional samples, what vision

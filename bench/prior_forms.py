@@ -1,4 +1,4 @@
-"""Which form of the learned prior the refinement uses (issue 11, docs/design.md "Refinement").
+"""Which form of the learned prior the refinement uses (docs/design.md "Refinement").
 
 Three ways to make a sample consistent with its 2D evidence while keeping the learned motion prior,
 each measured here on the same validation windows (synthetic seed 900, 2D only, true camera poses):

@@ -1,4 +1,4 @@
-"""The real sample video (issue 11): UniHand against a per-frame baseline, measured in one run.
+"""The real sample video: UniHand against a per-frame baseline, measured in one run.
 
 One pass of ``unihand estimate --no-render`` (decode, MediaPipe, tracking, generation, refinement,
 writing) over ``right_hand_office.mp4``, timed per stage; then, from the same detections:

@@ -1,4 +1,4 @@
-"""Machinery check for the vision path (issue 4), not a result: can the hand perceptron and the denoiser
+"""Machinery check for the vision path, not a result: can the hand perceptron and the denoiser
 learn, in a CPU-length run, to use vision tokens that do hold each frame's hand pose?
 
 ORACLE dense tokens replace the backbone's: on an 8 x 8 grid, one token per frame, picked by the wrist's

@@ -1,4 +1,4 @@
-"""Refinement against the observations (issue 11): numbers, not shapes."""
+"""Refinement against the observations: numbers, not shapes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Inference fast paths (issue 3): precomputed RoPE rotations and adaLN modulations, the per-sequence
+"""Inference fast paths: precomputed RoPE rotations and adaLN modulations, the per-sequence
 denoiser preparation of ``denoise_steps``, and the opt-in int8 quantization."""
 
 from __future__ import annotations

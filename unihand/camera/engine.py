@@ -1,4 +1,4 @@
-"""Camera motion from the background of a video (docs/design.md "Camera motion (issue 14)").
+"""Camera motion from the background of a video (docs/design.md "Camera motion").
 
 **Front end** (:class:`BackgroundTracker`, streaming): each frame is downscaled so its longer
 side is :data:`WORK_SIZE` pixels and turned grey; Shi-Tomasi corners are tracked from frame to
