@@ -461,3 +461,37 @@ def test_crash_between_renames_leaves_old_or_new_set(clips, sample_run, tmp_path
                 assert Motion.load(out / "right_motion.npz").num_frames == N
             outcomes.add(len(listing))
     assert outcomes == {len(old_names), len(new_names)}  # both sides of the commit point were hit
+
+
+@needs_sample
+def test_progress_in_a_log_file_is_one_line_per_stage(clips, capfd) -> None:
+    """stderr is not a terminal here (a log file): no bar, no carriage returns, one summary line per stage."""
+    import sys
+
+    estimate_video(clips["right"], None, model=StubModel(), log=lambda m: print(m, file=sys.stderr))
+    err = capfd.readouterr().err
+    assert "\r" not in err
+    assert sum(line.startswith("detect: 12 frames in ") for line in err.splitlines()) == 1
+
+
+def test_progress_bar_or_summary() -> None:
+    import io
+    import sys
+
+    from unihand.progress import Progress
+
+    buf, real = io.StringIO(), sys.stderr
+    sys.stderr = buf
+    try:
+        with Progress(3, "work", "item") as bar:  # StringIO is no terminal: one line at the end
+            for _ in range(3):
+                bar.update()
+        with Progress(3, "quiet", enabled=False) as bar:
+            bar.update()
+        with pytest.raises(RuntimeError), Progress(3, "failed") as bar:
+            bar.update()
+            raise RuntimeError("no summary of unfinished work")
+    finally:
+        sys.stderr = real
+    assert buf.getvalue().splitlines() == [buf.getvalue().splitlines()[0]]
+    assert buf.getvalue().startswith("work: 3 items in ") and "\r" not in buf.getvalue()

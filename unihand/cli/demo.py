@@ -53,9 +53,12 @@ def make_detector(kind: str, seq, to_pixels, log=print):
         raise UserError(f"--detector {kind!r}: choose {' or '.join(DETECTORS)}")
     if kind == "mediapipe":
         from unihand.video.detect import HandDetector
+        from unihand.video.estimate import detector_hands
+
+        side = "right" if seq.is_right else "left"
 
         try:
-            return HandDetector(max_hands=2), "mediapipe"  # as unihand estimate
+            return HandDetector(max_hands=detector_hands(side)), "mediapipe"  # as unihand estimate --hands SIDE
         except UserError as err:
             if not isinstance(err.__context__, ImportError):
                 raise

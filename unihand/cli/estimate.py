@@ -26,7 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("video", help="video file (mp4/H.264, webm, mov, ...) or a folder of images (sorted by name)")
     p.add_argument("-o", "--output", default="outputs/estimate", metavar="OUTDIR", help="output folder")
-    p.add_argument("--hands", choices=("left", "right", "both"), default="both", help="which hands to estimate (both: each hand found on at least 2 %% of the frames)")
+    p.add_argument("--hands", choices=("left", "right", "both"), default="both",
+                   help="which hands to estimate (both: each hand found on at least 2 %% of the frames; left or "
+                        "right: MediaPipe tracks one hand, twice as fast, so with both hands in view use both)")
     cam = p.add_mutually_exclusive_group()
     cam.add_argument("--intrinsics", metavar="FX,FY,CX,CY", help="camera intrinsics in pixels of the video")
     cam.add_argument("--fov", type=float, metavar="DEG",

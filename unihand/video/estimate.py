@@ -75,6 +75,12 @@ from unihand.video.track import HandTrack, track_hands
 MIN_DETECTED_FRACTION = 0.02
 
 
+def detector_hands(hands: str) -> int:
+    """Hands MediaPipe looks for: one for ``--hands left|right`` (while it tracks one hand it skips the palm
+    detector, half the time per frame), two for ``both``."""
+    return 2 if hands == "both" else 1
+
+
 class Detector(Protocol):
     """Anything that maps an RGB frame to the hands in it (``HandDetector`` or a stand-in)."""
 
@@ -281,7 +287,7 @@ def _detect_stage(run: _Run, detector: Detector | None, cam_plan: Any) -> Any:
         from unihand.video.detect import HandDetector
 
         with run.timings("load_detector"):
-            detector = HandDetector(max_hands=2, scale=s.detect_scale)
+            detector = HandDetector(max_hands=detector_hands(s.hands), scale=s.detect_scale)
     run.say(f"reading {info.path} ({info.width}x{info.height}, {info.fps:g} fps, frames {info.start}..{info.end})")
     vision = vision_input_size(run.model)
     if vision:
