@@ -2,14 +2,16 @@
 modes of the pipeline: pure sampling (``refine=False``, the paper's) and refined (the default).
 
 Batch 1, 48 frames, 10 DDIM steps, CFG (conditional + unconditional in one batch), decoding
-included, from 2D keypoints; one ``UniHandPipeline`` call (built once) per timing. Reference: a
+included, from the 2D keypoints of a held-out synthetic sequence (right hand, static camera, the
+detector-like noise and masks); one ``UniHandPipeline`` call (built once) per timing. Reference: a
 bare 16-layer d=512 transformer stack (``nn.TransformerEncoder``) doing the same forward passes,
 measured in the same run; each mode's time is reported beside it. The ``paper`` rows are broken
 down into condition encoding, the 10 denoiser passes and VAE decoding (each part timed on its
-own). ``int8``: ``UniHandModel.from_pretrained(..., quantize="int8")``. Random weights (the cost of
-the shipped weights is the same; the refinement's iteration count may differ).
+own). ``int8``: ``UniHandModel.from_pretrained(..., quantize="int8")``. The ``small`` rows use the
+shipped checkpoint, the ``paper`` rows random weights (the same compute in the networks; the
+refinement of a random-weight sample may take other iteration counts than a trained one's).
 
-    .venv/bin/python bench/bench_generate.py [--repeats 15] [--threads 2]
+    .venv/bin/python bench/bench_generate.py [--repeats 15] [--threads 2] [--presets paper,small]
 """
 
 from __future__ import annotations
@@ -25,17 +27,16 @@ import torch
 
 from unihand.config import model_config
 from unihand.data.io import Conditions
+from unihand.data.synthetic.world import TEST_SEED, SynthConfig, SyntheticWorld
 from unihand.diffusion.sampling import guided_sample, sample_scheduler
 from unihand.models.quantize import quantize
 from unihand.pipeline import UniHandModel, UniHandPipeline, condition_arrays
 
-K = np.array([[600.0, 0, 320], [0, 600, 240], [0, 0, 1]], np.float32)
-
-
 def conditions(n: int) -> Conditions:
-    rng = np.random.default_rng(0)
-    return Conditions(kp2d=rng.uniform(0.3, 0.7, (n, 21, 2)).astype(np.float32),
-                      kp2d_mask=np.ones((n, 21), bool), K=K, image_size=np.array([640, 480]))
+    """The 2D keypoints (masks, confidences, K) of held-out synthetic sequence 0 of ``n`` frames."""
+    c = SyntheticWorld(TEST_SEED, SynthConfig(frames=n, left_p=0.0, moving_camera_p=0.0)).sequence(0).conditions
+    return Conditions(kp2d=c.kp2d, kp2d_mask=c.kp2d_mask, kp2d_conf=c.kp2d_conf, K=c.K, image_size=c.image_size,
+                      fps=c.fps)
 
 
 def median_time(fn: Callable[[], object], repeats: int) -> float:
@@ -86,16 +87,18 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--presets", default="paper,small", help="paper (with the bare stack beside it), small")
     args = ap.parse_args()
+    presets = args.presets.split(",")
     torch.set_num_threads(args.threads)
     cond = conditions(48)
     rows = []
     times: dict[str, float] = {}
     seeded = lambda: torch.Generator().manual_seed(0)  # noqa: E731
-    for preset in ("paper", "small"):
+    for preset in presets:
         for kind in ("float32", "int8"):
             torch.manual_seed(0)
-            model = UniHandModel(model_config(preset)).eval()
+            model = UniHandModel(model_config(preset)).eval() if preset == "paper" else UniHandModel.from_pretrained()
             if kind == "int8":
                 quantize(model)
             pipe = UniHandPipeline(model)
@@ -110,7 +113,7 @@ def main() -> None:
             times["bare20"] = median_time(bare_stack(20, 1, 49), args.repeats)
             rows.append(("bare 16-layer d=512 stack: 10 passes x batch 2 x 49 tokens", times["bare10"]))
             rows.append(("bare 16-layer d=512 stack: 20 passes x batch 1 x 49 tokens", times["bare20"]))
-    small = UniHandPipeline(UniHandModel(model_config("small")).eval())
+    small = UniHandPipeline.from_pretrained()
     t64 = median_time(lambda: small(cond, num_samples=64, generator=seeded(), refine=False), max(3, args.repeats // 3))
     rows.append(("small preset, pure: batch 64 x 48 frames (sequences/s below)", t64))
     long_cond = conditions(1000)
@@ -124,7 +127,7 @@ def main() -> None:
     print(f"threads={torch.get_num_threads()}")
     for name, t in rows:
         print(f"{name:<90} {t * 1000:9.1f} ms")
-    for kind in ("float32", "int8"):
+    for kind in ("float32", "int8") if "paper" in presets else ():
         for mode in MODES:
             paper = times[f"paper {kind} {mode}"]
             print(f"paper {kind} {mode} / bare stack (same batching): {paper / times['bare10']:.2f}x ; "

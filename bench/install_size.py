@@ -6,7 +6,9 @@ project's constraints; wall time, the venv's size on disk and its largest packag
 Without ``--wheel`` the wheel is built from this checkout first (``pip wheel --no-deps``, not
 timed). The install is timed as one ``pip install -c constraints.txt WHEEL[extras]`` in a new venv
 (pip's download cache is whatever this machine has: run twice, the second run shows the warm
-cache). The venv is deleted afterwards unless ``--keep``.
+cache). Then, unless ``--no-smoke``, the install is used as a user would: ``unihand --help`` and an
+unconditional ``unihand generate`` of 16 frames (the core generates without any extra). The venv is
+deleted afterwards unless ``--keep``.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ def main() -> None:
     ap.add_argument("--extras", default="", help="comma-separated extras, e.g. video")
     ap.add_argument("--python", default="python3", help="interpreter the venv is made from")
     ap.add_argument("--keep", type=Path, default=None, help="keep the venv in this folder")
+    ap.add_argument("--no-smoke", action="store_true", help="skip running the installed command")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         wheel = args.wheel or build_wheel(Path(tmp) / "dist")
@@ -64,6 +67,15 @@ def main() -> None:
         print(f"wheel {wheel.name} ({wheel.stat().st_size / 1e6:.1f} MB), extras [{args.extras}]")
         print(f"install: {wall:.1f} s wall, venv grew by {size / 1e9:.2f} GB")
         print("largest: " + ", ".join(f"{name} {n / 1e6:.0f} MB" for n, name in sizes[:10]))
+        absent = [m for m in ("lightning", "tensorboard", "transformers") if (site / m).exists()]
+        print(f"train / depth packages in the install: {', '.join(absent) or 'none'}")
+        if not args.no_smoke:
+            exe = venv / "bin" / "unihand"
+            subprocess.run([str(exe), "--help"], check=True, stdout=subprocess.DEVNULL)
+            t = time.perf_counter()
+            out = subprocess.run([str(exe), "generate", "-o", str(Path(tmp) / "m.npz"), "--frames", "16"],
+                                 check=True, capture_output=True, text=True, cwd=tmp)
+            print(f"smoke: unihand --help ok; {out.stdout.strip()} (whole command {time.perf_counter() - t:.1f} s)")
         if args.keep is None:
             shutil.rmtree(venv)
 
