@@ -125,6 +125,7 @@ class UniHandPipeline:
 
     @property
     def device(self) -> torch.device:
+        """Where the networks are."""
         return self.model.denoiser.latent_scale.device
 
     @torch.no_grad()
