@@ -35,7 +35,7 @@ Intrinsics (:mod:`unihand.video.intrinsics`): ``--intrinsics fx,fy,cx,cy`` or ``
 
 Camera (``--camera``, :mod:`unihand.camera.stage`): estimated from the background when it moves
 (static otherwise), static, or read from a poses file; known poses can be passed too
-(``camera_poses``, T_cano_from_cam (N, 4, 4), as the demo does). Both hands share one camera and
+(``camera_poses``, T_cano_from_cam (N, 4, 4), as the camera benchmark does). Both hands share one camera and
 its metric scale. The motion file holds the world (first-camera) frame motion and
 ``T_cano_from_cam`` (N, 4, 4) in metres (identities for a static camera); reprojection (overlay,
 ``joints_2d``, the summary's error) goes through each frame's camera; the summary's ``camera``
