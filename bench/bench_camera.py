@@ -1,4 +1,4 @@
-"""Moving camera (issue 14): camera estimation and world-frame hands on synthetic video with known poses.
+"""Moving camera: camera estimation and world-frame hands on synthetic video with known poses.
 
 1. ``--sequences`` rendered synthetic videos (:mod:`camera_data`: test stream 2000, realistic head
    motion, 3D room background with parallax, 1280x720 at 90 degrees, 96 frames, H.264 CRF 20, right
@@ -41,6 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from camera_data import HARD_HELDOUT_SEED, HARD_SEED, SEED, SETS, SimulatedDepth, clip  # noqa: E402
 
+from unihand.eval.metrics import rotation_errors_deg as rotation_errors  # noqa: E402
+
 #: The simulated metric depth model's errors (``--depth``): a log-normal scale error of the whole clip
 #: (sigma), per-frame and per-pixel log-normal noise; the fixed biases of the sensitivity runs.
 DEPTH_CLIP_SIGMA, DEPTH_FRAME_SIGMA, DEPTH_PIXEL_SIGMA = 0.10, 0.05, 0.05
@@ -48,11 +50,6 @@ DEPTH_BIASES = {"depth_short": 0.85, "depth_long": 1.15}
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "right_hand_office.mp4"
 CACHE = Path(__file__).resolve().parents[1] / "runs" / "bench_camera"
-
-
-def rotation_errors(T_est: np.ndarray, T_true: np.ndarray) -> np.ndarray:
-    R = np.einsum("nji,njk->nik", T_est[:, :3, :3], T_true[:, :3, :3])
-    return np.degrees(np.arccos(np.clip((np.trace(R, axis1=1, axis2=2) - 1) / 2, -1, 1)))
 
 
 def camera_errors(T_unit: np.ndarray, T_metric: np.ndarray, T_true: np.ndarray) -> dict:

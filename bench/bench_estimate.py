@@ -1,4 +1,4 @@
-"""Video estimation on the real sample video (issue 5): speed per stage and reprojection error.
+"""Video estimation on the real sample video: speed per stage and reprojection error.
 
 1. End to end on 48 frames of ``right_hand_office.mp4`` (1280x720): decode + MediaPipe detection
    + tracking + generation + writing the motion file (no rendering), in one process after a

@@ -1,8 +1,8 @@
-"""Speed of the refinement (issue 11): one 48-frame window, generation with and without refinement.
+"""Speed of the refinement: one 48-frame window, generation with and without refinement.
 
 32 held-out synthetic windows (seed 1000; 2D keypoints, confidences, masks, true camera poses), the
 shipped small model, one torch thread (as ``unihand estimate`` and ``unihand demo`` run), after a
-warm-up pass; wall time of ``UniHand.generate`` per window, median (and 90th percentile) over
+warm-up pass; wall time of one ``UniHandPipeline`` call per window, median (and 90th percentile) over
 ``--repeats`` passes.
 
     .venv/bin/python bench/bench_refine.py [--repeats 3] [--json out.json]
@@ -19,7 +19,7 @@ import torch
 
 from unihand.data.io import Conditions
 from unihand.data.synthetic.world import TEST_SEED, SyntheticWorld
-from unihand.pipeline import UniHand
+from unihand.pipeline import UniHandPipeline
 
 
 def main() -> None:
@@ -29,7 +29,7 @@ def main() -> None:
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     torch.set_num_threads(1)
-    model = UniHand.from_pretrained()
+    pipe = UniHandPipeline.from_pretrained()
     inputs = []
     for s in SyntheticWorld(TEST_SEED).sequences(list(range(args.num))):
         c = s.conditions
@@ -41,7 +41,7 @@ def main() -> None:
         for i, (cond, poses) in enumerate(inputs):
             for mode in times:
                 t = time.perf_counter()
-                model.generate(cond, seed=i, refine=mode == "refine on", camera_poses=poses)
+                pipe(cond, generator=torch.Generator().manual_seed(i), refine=mode == "refine on", camera_poses=poses)
                 if rep:  # the first pass warms up
                     times[mode].append(time.perf_counter() - t)
     out = {k: {"median_s": float(np.median(v)), "p90_s": float(np.percentile(v, 90))} for k, v in times.items()}

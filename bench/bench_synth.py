@@ -1,4 +1,4 @@
-"""Throughput of the synthetic data generator (issue 2 targets, on a 2-core CPU):
+"""Throughput of the synthetic data generator (its targets, on a 2-core CPU):
 
 - >= 200 sequences of 48 frames per second without rendering;
 - >= 100 rendered 224 x 224 frames per second.

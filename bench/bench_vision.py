@@ -1,4 +1,4 @@
-"""Speed of the vision condition: backbone + hand perceptron for one 48-frame sequence (issue 4).
+"""Speed of the vision condition: backbone + hand perceptron for one 48-frame sequence.
 
 Backbones: the small CNN and a randomly initialised DINOv2-small-sized ViT (hidden 384, 12 layers,
 6 heads, patch 14; random weights give the same speed as the released ones). Paths timed:

@@ -1,4 +1,4 @@
-"""How well the camera scale can be fitted from the hands at all (issue 14): the refinement's first
+"""How well the camera scale can be fitted from the hands at all: the refinement's first
 scale fit (:func:`unihand.refine.refiner.path_scale`) run on the *true* hands.
 
 For each rendered video of the camera benchmark, the true wrist positions in each camera (metric) and

@@ -1,4 +1,4 @@
-"""Diversity of batched samples (issue 15): ``UniHandPipeline(..., num_samples=S)`` against the data.
+"""Diversity of batched samples: ``UniHandPipeline(..., num_samples=S)`` against the data.
 
 Average pairwise distance (mean per-joint distance, mm, in the canonical frame, and after
 per-frame Procrustes alignment: pose only) between the S samples of one call, averaged over calls:

@@ -1,4 +1,4 @@
-"""Generation benchmark (issue 3) on a held-out synthetic test set (seed 1000, disjoint from training).
+"""Generation benchmark on a held-out synthetic test set (seed 1000, disjoint from training).
 
 VAE reconstruction; generation from 2D / 3D / 2D+3D; missing frames (0/25/50/75 %) and centred
 gaps (8/16/32 frames) with the per-frame, linear-interpolation and no-condition-encoder baselines;
@@ -22,7 +22,7 @@ from unihand.data.synthetic.world import TEST_SEED, SynthConfig, SyntheticWorld
 from unihand.eval.baselines import interpolate, per_frame
 from unihand.eval.metrics import acc_err, mpjpe, pa_mpjpe
 from unihand.hand import fk_numpy, limit_violation, load_hand_model
-from unihand.pipeline import UniHand, condition_arrays
+from unihand.pipeline import UniHandPipeline, condition_arrays
 
 HAND = load_hand_model(None, is_right=True)
 
@@ -60,8 +60,10 @@ def main() -> None:
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     torch.set_num_threads(1)  # the small model's matrices are too small for OpenMP to pay off
-    model = UniHand.from_pretrained(args.checkpoint)
-    ablation = UniHand.from_pretrained(args.ablation) if args.ablation else None
+    pipe = UniHandPipeline.from_pretrained(args.checkpoint)
+    model = pipe.model
+    ablation = UniHandPipeline.from_pretrained(args.ablation) if args.ablation else None
+    one = lambda p, cond, i, **kw: p(cond, generator=torch.Generator().manual_seed(i), **kw).motions[0]  # noqa: E731
     world = SyntheticWorld(TEST_SEED, SynthConfig(left_p=0.0))
     seqs = [world.sequence(i) for i in range(args.num)]
     fps = seqs[0].motion.fps
@@ -82,13 +84,13 @@ def main() -> None:
     # generation by condition type (the synthetic detector's own masks and noise)
     gen = {}
     for name, keep in (("2D", ("kp2d",)), ("3D", ("kp3d",)), ("2D+3D", ("kp2d", "kp3d"))):
-        gen[name] = mean_scores([scores(model.generate(only(s.conditions, keep), seed=i).joints, s.motion.joints, fps)
+        gen[name] = mean_scores([scores(one(pipe, only(s.conditions, keep), i).joints, s.motion.joints, fps)
                                  for i, s in enumerate(seqs)])
     full3d = []
     for i, s in enumerate(seqs):
         c = Conditions(kp3d=s.motion.joints, kp3d_mask=np.ones((s.num_frames, 21), bool), K=s.conditions.K,
                        image_size=s.conditions.image_size)
-        full3d.append(scores(model.generate(c, seed=i).joints, s.motion.joints, fps))
+        full3d.append(scores(one(pipe, c, i).joints, s.motion.joints, fps))
     gen["3D: every joint of every frame given (exact keypoints)"] = mean_scores(full3d)
     out["generation"] = gen
 
@@ -122,7 +124,7 @@ def main() -> None:
                 keep = pattern(s.num_frames)
                 cond = only(s.conditions, keep_mods, keep)
                 gt = s.motion.joints
-                rows["UniHand"].append(scores(model.generate(cond, seed=i).joints, gt, fps))
+                rows["UniHand"].append(scores(one(pipe, cond, i).joints, gt, fps))
                 arrays = condition_arrays(cond, s.num_frames)
                 pf = per_frame(model, arrays, seed=i)
                 rows["per-frame"].append(scores(joints(pf), gt, fps))
@@ -130,12 +132,12 @@ def main() -> None:
                 base = s.conditions.mano if mod == "MANO" else pf
                 rows["linear interpolation"].append(scores(joints(interpolate(base, known)), gt, fps))
                 if ablation is not None:
-                    rows["w/o condition encoders"].append(scores(ablation.generate(cond, seed=i).joints, gt, fps))
+                    rows["w/o condition encoders"].append(scores(one(ablation, cond, i).joints, gt, fps))
             table[f"{mod}: {name}"] = {k: mean_scores(v) for k, v in rows.items()}
     out["missing_frames"] = table
 
     # unconditional samples against the data
-    samples = [model.generate(None, num_frames=48, seed=i) for i in range(args.num)]
+    samples = [one(pipe, None, i, num_frames=48) for i in range(args.num)]
     def viol(hp: np.ndarray) -> float:
         return float(limit_violation(torch.from_numpy(hp), tol_deg=5.0).float().mean())
     def accel(j: np.ndarray) -> float:

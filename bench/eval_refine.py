@@ -1,4 +1,4 @@
-"""Refinement benchmark (issue 11) on held-out synthetic sequences, UniHand with and without refinement.
+"""Refinement benchmark on held-out synthetic sequences, UniHand with and without refinement.
 
 Sequences: the evaluation stream (seed 1000, disjoint from training), left and right hands, static
 and head-mounted cameras (their true poses are given to ``generate``, as a user with a calibrated
@@ -37,7 +37,7 @@ from unihand.data.synthetic.world import TEST_SEED, SynthConfig, SyntheticSequen
 from unihand.eval.baselines import interpolate
 from unihand.eval.metrics import bone_lengths, mpjpe, pa_mpjpe, window_join_ratio
 from unihand.hand import fk_numpy, load_hand_model
-from unihand.pipeline import UniHand
+from unihand.pipeline import UniHandPipeline
 from unihand.video.conditions import reproject
 
 GAPS = (8, 16, 32)
@@ -76,7 +76,8 @@ def main() -> None:
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     torch.set_num_threads(1)
-    model = UniHand.from_pretrained(args.checkpoint)
+    pipe = UniHandPipeline.from_pretrained(args.checkpoint)
+    frames = pipe.model.cfg.frames
     hands = {True: load_hand_model(None, is_right=True), False: load_hand_model(None, is_right=False)}
     seqs = SyntheticWorld(TEST_SEED).sequences(list(range(args.num)))
     rows: dict[str, list[float]] = {}
@@ -85,7 +86,8 @@ def main() -> None:
     times: list[float] = []
     for s in seqs:
         gt, poses, n = s.motion.joints, s.motion.extra["T_cano_from_cam"], s.num_frames
-        gen = lambda cond, refine=True: model.generate(cond, seed=s.index, refine=refine, camera_poses=poses)  # noqa: E731
+        gen = lambda cond, refine=True: pipe(cond, generator=torch.Generator().manual_seed(s.index), refine=refine,  # noqa: E731
+                                             camera_poses=poses).motions[0]
         # 3D keypoints on every frame
         lift = Conditions(kp3d=gt, kp3d_mask=np.ones((n, 21), bool), **base(s))
         for mode in ("on", "off"):
@@ -132,16 +134,16 @@ def main() -> None:
     long_world = SyntheticWorld(TEST_SEED + 1, SynthConfig(frames=240))
     for s in long_world.sequences(list(range(args.long))):
         poses = s.motion.extra["T_cano_from_cam"]
-        gt_ratio = window_join_ratio(s.motion.joints, s.motion.fps, model.cfg.frames, 16)
+        gt_ratio = window_join_ratio(s.motion.joints, s.motion.fps, frames, 16)
         add("window joins: max accel / p95 elsewhere, ground truth", gt_ratio)
         for mode in ("on", "off"):
-            m = model.generate(two_d(s), seed=s.index, refine=mode == "on", camera_poses=poses)
-            r = window_join_ratio(m.joints, s.motion.fps, model.cfg.frames, 16)
+            m = pipe(two_d(s), generator=torch.Generator().manual_seed(s.index), refine=mode == "on", camera_poses=poses).motions[0]
+            r = window_join_ratio(m.joints, s.motion.fps, frames, 16)
             add(f"window joins: max accel / p95 elsewhere, refine {mode}", r)
             if gt_ratio <= 1.5:  # the motion itself is no faster at the joins than elsewhere
                 add(f"window joins where the true motion's ratio <= 1.5, refine {mode}", r)
             add(f"window joins: max accel error / p95 elsewhere, refine {mode}",
-                window_join_ratio(m.joints, s.motion.fps, model.cfg.frames, 16, reference=s.motion.joints))
+                window_join_ratio(m.joints, s.motion.fps, frames, 16, reference=s.motion.joints))
     out = {k: {"mean": float(np.mean(v)), "max": float(np.max(v)), "n": len(v)} for k, v in rows.items()}
     out["time per 48-frame window (s), refine on"] = {"median": float(np.median(times)), "max": float(np.max(times))}
     width = max(len(k) for k in out)

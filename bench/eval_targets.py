@@ -1,4 +1,4 @@
-"""The prior's targets (issue 12) on held-out synthetic windows, pure sampling and refined, with their
+"""The prior's targets on held-out synthetic windows, pure sampling and refined, with their
 baselines in the same run; one or more checkpoints side by side.
 
 ``--num`` test windows of 48 frames (stream 1000: both hands, static and head-mounted cameras; the

@@ -1,4 +1,4 @@
-"""Vision benchmark (issue 4) on held-out rendered synthetic windows (seed 1000, disjoint from training).
+"""Vision benchmark on held-out rendered synthetic windows (seed 1000, disjoint from training).
 
 Each checkpoint generates every test window from each condition set (vision, 2D, vision + 2D,
 vision + 3D; ``none`` = no condition at all, the same model's unconditional samples, what vision
@@ -24,7 +24,7 @@ import torch
 from unihand.data.synthetic.world import TEST_SEED
 from unihand.eval.evaluate import model_predictor, synthetic_tracks
 from unihand.eval.metrics import BUCKETS, auc_per_frame, bucket_masks, global_aligned_errors, pa_joint_errors
-from unihand.pipeline import UniHand
+from unihand.pipeline import UniHandPipeline
 
 
 def score(tracks: list, predict: Any, conditions: list[str]) -> dict[str, dict[str, float]]:
@@ -57,12 +57,13 @@ def main() -> None:
     tracks_by_size: dict[int, list] = {}
     for spec in args.checkpoint:
         name, path = spec.split("=", 1)
-        model = UniHand.from_pretrained(path)
+        pipe = UniHandPipeline.from_pretrained(path)
+        model = pipe.model
         size = model.cfg.vision.input_size
         if size not in tracks_by_size:
             tracks_by_size[size] = synthetic_tracks(args.num, seed=TEST_SEED, render_size=size)
         tracks = tracks_by_size[size]
-        predict = model_predictor(model, steps=args.steps, seed=0)
+        predict = model_predictor(pipe, steps=args.steps, seed=0)
         for text in args.conditions:
             conditions = [] if text == "none" else text.split(",")
             if "vision" in conditions and not model.cfg.vision.enabled:

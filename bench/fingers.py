@@ -124,7 +124,7 @@ def main() -> None:
             seen = s.conditions.kp2d_mask.sum(1) >= 6
             for name, (p, with_3d, refine) in variants.items():
                 m = p(conditions(s, with_3d), generator=torch.Generator().manual_seed(s.index), camera_poses=T,
-                      refine=refine)[0]
+                      refine=refine).motions[0]
                 est = to_camera(m.joints, T)
                 pa, tip = errors(est, truth, frames)
                 r = rows.setdefault(name, {"pa": [], "tip": [], "lag": []})

@@ -61,7 +61,7 @@ def main() -> None:
     n = (len(real) // CLIP) * CLIP
     pipe = UniHandPipeline.from_pretrained()
     base = dict(K=np.asarray(K, np.float32), image_size=np.array(source.info.image_size), fps=source.info.fps)
-    fitted = pipe(Conditions(kp3d=real[:n], kp3d_mask=np.ones((n, 21), bool), **base))[0]
+    fitted = pipe(Conditions(kp3d=real[:n], kp3d_mask=np.ones((n, 21), bool), **base)).motions[0]
     fit_err = mpjpe(fitted.joints, real[:n])
     hand = pipe.hand_model(True)
     one_solve = UniHandPipeline(pipe.model, pipe.scheduler, pipe.hand_model,
@@ -77,7 +77,7 @@ def main() -> None:
             for mod, cond in conds.items():
                 for name, p, refine in (("UniHand refined", pipe, True), ("one solve (former)", one_solve, True),
                                         ("pure sample", pipe, False)):
-                    joints = p(cond, generator=torch.Generator().manual_seed(a), refine=refine)[0].joints
+                    joints = p(cond, generator=torch.Generator().manual_seed(a), refine=refine).motions[0].joints
                     rows.setdefault(f"{mod} {g}: {name}", []).append(mpjpe(joints[inside], gt[inside]))
             rows.setdefault(f"3d {g}: linear interpolation", []).append(mpjpe(lerp(gt, known)[inside], gt[inside]))
             slerp = fk_numpy(hand, interpolate(mano, known))[0]

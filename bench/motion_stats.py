@@ -1,4 +1,4 @@
-"""Statistics of the synthetic hand motion next to published hand kinematics (issue 12).
+"""Statistics of the synthetic hand motion next to published hand kinematics.
 
 Usage::
 

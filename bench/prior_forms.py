@@ -1,4 +1,4 @@
-"""Which form of the learned prior the refinement uses (issue 11, docs/design.md "Refinement").
+"""Which form of the learned prior the refinement uses (docs/design.md "Refinement").
 
 Three ways to make a sample consistent with its 2D evidence while keeping the learned motion prior,
 each measured here on the same validation windows (synthetic seed 900, 2D only, true camera poses):
@@ -32,7 +32,7 @@ from unihand.eval.metrics import mpjpe, pa_mpjpe
 from unihand.geometry.camera import project
 from unihand.geometry.mirror import mirror_camera_poses, mirror_mano_vector
 from unihand.hand import fk_numpy, load_hand_model
-from unihand.pipeline import UniHand, condition_arrays, make_scheduler
+from unihand.pipeline import UniHandModel, condition_arrays, make_scheduler
 from unihand.pipeline.mirror import mirror_arrays
 from unihand.pipeline.windows import generate_windows
 from unihand.refine.objective import RefineConfig, robust
@@ -57,7 +57,7 @@ def reprojection_loss(hand, mano: torch.Tensor, arrays: dict, cam_from_cano: tor
     return (w * rho).sum() / CFG.sigma_2d**2
 
 
-def latent_optimisation(model: UniHand, latent: torch.Tensor, loss_fn, steps: int = 60, lr: float = 0.05) -> torch.Tensor:
+def latent_optimisation(model: UniHandModel, latent: torch.Tensor, loss_fn, steps: int = 60, lr: float = 0.05) -> torch.Tensor:
     start = latent.detach()
     z = start.clone().requires_grad_(True)
     opt = torch.optim.Adam([z], lr=lr)
@@ -71,7 +71,7 @@ def latent_optimisation(model: UniHand, latent: torch.Tensor, loss_fn, steps: in
         return model.vae.codec.decode_motion(model.decode_latent(z))[0]
 
 
-def guided(model: UniHand, batch: dict, loss_fn, generator: torch.Generator, inner: int = 3) -> torch.Tensor:
+def guided(model: UniHandModel, batch: dict, loss_fn, generator: torch.Generator, inner: int = 3) -> torch.Tensor:
     dcfg = model.cfg.diffusion
     tokens = model.condition_tokens(batch)
     sched = sample_scheduler(dcfg)
@@ -107,7 +107,7 @@ def main() -> None:
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     torch.set_num_threads(1)
-    model = UniHand.from_pretrained()
+    model = UniHandModel.from_pretrained()
     rh = load_hand_model(None, is_right=True)
     hands = {True: rh, False: load_hand_model(None, is_right=False)}
     rows: dict[str, dict[str, list]] = {}

@@ -100,10 +100,10 @@ def main() -> None:
         p = UniHandPipeline(pipe.model, pipe.scheduler, pipe.hand_model, Refiner(pipe.refiner.hand, RefineConfig(**cfg)))
         c = cond if with_3d else replace(cond, kp3d_hand=None, kp3d_hand_mask=None)
         t = time.perf_counter()
-        joints = p(c)[0].joints
+        joints = p(c).motions[0].joints
         rows[name] = row(joints, kp, mask, K, fps, 1000 * (total - gen_s + time.perf_counter() - t) / n)
     t = time.perf_counter()
-    pure = pipe(cond, refine=False)[0].joints
+    pure = pipe(cond, refine=False).motions[0].joints
     rows["UniHand, refine off (pure sample)"] = row(pure, kp, mask, K, fps, 1000 * (total - gen_s + time.perf_counter() - t) / n)
     t = time.perf_counter()
     pnp = pnp_world_landmarks(hr.track.world, kp, K)

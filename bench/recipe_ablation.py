@@ -1,4 +1,4 @@
-"""Training recipe ablation (issue 12): diffusion-stage variants trained for the same number of steps
+"""Training recipe ablation: diffusion-stage variants trained for the same number of steps
 (the same CPU time: the variants cost the same per step), scored on held-out synthetic windows.
 
 Each variant trains the small denoiser from scratch on the synthetic stream with the shipped joint VAE

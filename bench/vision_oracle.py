@@ -1,4 +1,4 @@
-"""Machinery check for the vision path (issue 4), not a result: can the hand perceptron and the denoiser
+"""Machinery check for the vision path, not a result: can the hand perceptron and the denoiser
 learn, in a CPU-length run, to use vision tokens that do hold each frame's hand pose?
 
 ORACLE dense tokens replace the backbone's: on an 8 x 8 grid, one token per frame, picked by the wrist's
@@ -29,7 +29,7 @@ from unihand.data.windows import SyntheticWindows
 from unihand.eval.evaluate import model_predictor, synthetic_tracks
 from unihand.eval.metrics import bucket_masks, global_aligned_errors, pa_joint_errors
 from unihand.models.backbones import DenseTokens
-from unihand.pipeline import UniHand
+from unihand.pipeline import UniHandModel, UniHandPipeline
 from unihand.train.backbone import POSE_DIMS, window_pose_targets
 from unihand.train.run import build_model, resolve_config
 from unihand.train.modules import DiffusionModule
@@ -50,7 +50,7 @@ def oracle_tokens(batch: dict[str, Tensor], gen: torch.Generator) -> Tensor:
     return tokens
 
 
-def train(out: Path, steps: int, aux: float) -> UniHand:
+def train(out: Path, steps: int, aux: float) -> UniHandModel:
     """The vision_small recipe on oracle tokens; a plain loop (no Lightning: no data loader to wrap)."""
     cfg = resolve_config("diffusion", "vision_small", ["backbone=null", "train.feature_cache=null"])
     tc = {**cfg["train"], "max_steps": steps, "perceptron_aux": aux, "vision_lr_mult": 3,
@@ -78,11 +78,11 @@ def train(out: Path, steps: int, aux: float) -> UniHand:
     return model
 
 
-def evaluate(model: UniHand, num: int) -> None:
+def evaluate(model: UniHandModel, num: int) -> None:
     """PA-MPJPE / G-MPJPE (mm) per occlusion bucket, with oracle tokens standing in for the frames."""
     data = SyntheticWindows(num, seed=TEST_SEED, frames=48)
     tracks = synthetic_tracks(num, seed=TEST_SEED, render_size=SIZE)
-    gen, predict = torch.Generator().manual_seed(1), model_predictor(model, seed=0)
+    gen, predict = torch.Generator().manual_seed(1), model_predictor(UniHandPipeline(model), seed=0)
     valid = torch.ones(GRID, GRID, dtype=torch.bool)
     for conditions in ([], ["vision"], ["2d"], ["vision", "2d"]):
         pa, g, occ = [], [], []
@@ -110,7 +110,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    model = UniHand.from_pretrained(args.out) if args.eval_only else train(args.out, args.steps, args.aux)
+    model = UniHandModel.from_pretrained(args.out) if args.eval_only else train(args.out, args.steps, args.aux)
     evaluate(model, args.num)
 
 

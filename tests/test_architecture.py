@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1] / "unihand"
 #: Layers, lowest first: a package may import its own modules and those of lower layers only.
 LAYERS = [
     {"errors"},
-    {"files", "config"},
+    {"files", "config", "progress"},
     {"hand"},
     {"geometry"},
     {"data"},

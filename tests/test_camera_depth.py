@@ -1,4 +1,4 @@
-"""The camera path's metric scale from a metric depth model (``--depth-model``, issue 14): the room's
+"""The camera path's metric scale from a metric depth model (``--depth-model``): the room's
 true depth, sampling at the tracks, the scale on rendered video, the transformers loader and the checks."""
 
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""Moving camera (issue 14): poses files, the background engine on rendered video, the metric scale,
+"""Moving camera: poses files, the background engine on rendered video, the metric scale,
 and ``unihand estimate --camera`` end to end."""
 
 import json

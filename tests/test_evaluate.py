@@ -127,10 +127,10 @@ def test_tables_layout(tmp_path: Path) -> None:
 
 def _tiny_checkpoint(path: Path) -> Path:
     from unihand.config import model_config
-    from unihand.pipeline import UniHand
+    from unihand.pipeline import UniHandModel
 
     small = {"d_model": 32, "layers": 1, "heads": 2, "ffn": 64}
-    return UniHand(model_config("small", {"vae": small, "diffusion": small})).save_pretrained(path)
+    return UniHandModel(model_config("small", {"vae": small, "diffusion": small})).save_pretrained(path)
 
 
 def test_command_end_to_end(tmp_path: Path, mano_dir: Path, capsys: pytest.CaptureFixture) -> None:

@@ -1,5 +1,6 @@
-"""``UniHandPipeline``: batched samples, swappable schedulers, the legacy alias, checkpoints from the
-local Hugging Face cache, and the ``generate`` command's ``--scheduler`` / ``--num-samples``."""
+"""``UniHandPipeline``: the output object, batched samples, swappable schedulers, save/load, devices, the
+deprecated alias, checkpoints from the local Hugging Face cache, the top-level imports, and the
+``generate`` command's ``--scheduler`` / ``--num-samples``."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from unihand.data.io import Conditions, Motion
 from unihand.data.synthetic.world import SynthConfig, SyntheticWorld
 from unihand.errors import UserError
 from unihand.models.unihand_model import UniHandModel, shipped_checkpoint
-from unihand.pipeline import UniHand, UniHandPipeline, make_scheduler
+from unihand.pipeline import UniHand, UniHandPipeline, UniHandPipelineOutput, make_scheduler
+from unihand.refine.objective import RefineConfig
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +33,18 @@ def cond() -> Conditions:
                       is_right=c.is_right)
 
 
+def test_the_output_object_is_indexed_like_diffusers_outputs(pipe: UniHandPipeline) -> None:
+    out = pipe(None, num_frames=16, generator=torch.Generator().manual_seed(3), refine=False)
+    assert isinstance(out, UniHandPipelineOutput)
+    assert out[0] is out["motions"] is out.motions and out.to_tuple() == (out.motions,)
+    assert len(out.motions) == 1 and isinstance(out.motions[0], Motion)
+    motions, = pipe(None, num_frames=16, generator=torch.Generator().manual_seed(3), refine=False, return_dict=False)
+    np.testing.assert_array_equal(motions[0].joints, out.motions[0].joints)
+
+
 def test_samples_come_from_one_batched_pass_and_differ(pipe: UniHandPipeline) -> None:
-    one, = pipe(None, num_frames=32, generator=torch.Generator().manual_seed(3), refine=False)
-    three = pipe(None, num_samples=3, num_frames=32, generator=torch.Generator().manual_seed(3), refine=False)
+    one = pipe(None, num_frames=32, generator=torch.Generator().manual_seed(3), refine=False).motions[0]
+    three = pipe(None, num_samples=3, num_frames=32, generator=torch.Generator().manual_seed(3), refine=False).motions
     assert len(three) == 3 and all(m.num_frames == 32 for m in three)
     # the first of a batch is the single sample (the same noise; batched matmuls round differently)
     np.testing.assert_allclose(three[0].joints, one.joints, atol=1e-4)
@@ -42,7 +53,7 @@ def test_samples_come_from_one_batched_pass_and_differ(pipe: UniHandPipeline) ->
 
 
 def test_conditioned_samples_agree_with_their_evidence(pipe: UniHandPipeline, cond: Conditions) -> None:
-    motions = pipe(cond, num_samples=2, generator=torch.Generator().manual_seed(0))
+    motions = pipe(cond, num_samples=2, generator=torch.Generator().manual_seed(0)).motions
     for m in motions:
         assert m.is_right == cond.is_right and m.num_frames == cond.num_frames
         assert np.isfinite(m.joints).all() and np.ptp(m.betas, axis=0).max() < 1e-6  # one shape each
@@ -52,21 +63,77 @@ def test_scheduler_swapped_through_from_config(pipe: UniHandPipeline, cond: Cond
     swapped = UniHandPipeline(pipe.model, DPMSolverMultistepScheduler.from_config(pipe.scheduler.config))
     named = UniHandPipeline(pipe.model, "dpm")
     kw = dict(num_inference_steps=5, refine=False)
-    a, = swapped(cond, generator=torch.Generator().manual_seed(1), **kw)
-    b, = named(cond, generator=torch.Generator().manual_seed(1), **kw)
-    c, = pipe(cond, generator=torch.Generator().manual_seed(1), **kw)
+    a = swapped(cond, generator=torch.Generator().manual_seed(1), **kw).motions[0]
+    b = named(cond, generator=torch.Generator().manual_seed(1), **kw).motions[0]
+    c = pipe(cond, generator=torch.Generator().manual_seed(1), **kw).motions[0]
     np.testing.assert_allclose(a.joints, b.joints, atol=1e-6)
     assert np.abs(a.joints - c.joints).max() > 1e-4  # DPM-Solver is not DDIM
     with pytest.raises(UserError, match="scheduler='lms'"):
         make_scheduler(pipe.model, "lms")
 
 
-def test_legacy_alias_runs_the_pipeline(pipe: UniHandPipeline, cond: Conditions) -> None:
-    legacy = UniHand.from_pretrained()
+def test_save_pretrained_round_trip(pipe: UniHandPipeline, cond: Conditions, tmp_path: Path) -> None:
+    """The model, the scheduler and the refinement settings come back; the folder is also a model checkpoint."""
+    mine = UniHandPipeline.from_pretrained(scheduler="dpm", refine_config=RefineConfig(iterations=3))
+    mine.save_pretrained(tmp_path / "p")
+    assert (tmp_path / "p" / "scheduler" / "scheduler_config.json").is_file()
+    back = UniHandPipeline.from_pretrained(tmp_path / "p")
+    assert type(back.scheduler) is DPMSolverMultistepScheduler and back.refiner.config == RefineConfig(iterations=3)
+    for (k, a), (_, b) in zip(mine.model.state_dict().items(), back.model.state_dict().items()):
+        torch.testing.assert_close(a, b, msg=k)
+    kw = dict(num_inference_steps=5)
+    a = mine(cond, generator=torch.Generator().manual_seed(2), **kw).motions[0]
+    b = back(cond, generator=torch.Generator().manual_seed(2), **kw).motions[0]
+    np.testing.assert_array_equal(a.joints, b.joints)
+    assert UniHandModel.from_pretrained(tmp_path / "p").cfg == pipe.model.cfg
+    # the arguments win over what was saved
+    assert type(UniHandPipeline.from_pretrained(tmp_path / "p", scheduler="ddim").scheduler).__name__ == "DDIMScheduler"
+    bad = tmp_path / "p" / "scheduler" / "scheduler_config.json"
+    bad.write_text(bad.read_text().replace("DPMSolverMultistepScheduler", "PNDMScheduler"))
+    with pytest.raises(UserError, match="PNDMScheduler.*is not one UniHand samples with"):
+        UniHandPipeline.from_pretrained(tmp_path / "p")
+
+
+def test_to_moves_the_networks_and_checks_the_device(pipe: UniHandPipeline) -> None:
+    assert pipe.to("cpu") is pipe and pipe.device == torch.device("cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="no CUDA device"):
+            pipe.to("cuda")
+
+
+def test_the_refiner_is_built_once(pipe: UniHandPipeline, cond: Conditions, monkeypatch: pytest.MonkeyPatch) -> None:
+    import unihand.pipeline.pipeline as module
+
+    built, real = [], module.Refiner
+    monkeypatch.setattr(module, "Refiner", lambda *a, **k: built.append(a) or real(*a, **k))
+    p = UniHandPipeline(pipe.model)
+    for seed in range(2):
+        p(cond, num_inference_steps=2, generator=torch.Generator().manual_seed(seed))
+    assert len(built) == 1
+
+
+def test_the_deprecated_alias_warns_and_runs_the_pipeline(pipe: UniHandPipeline, cond: Conditions) -> None:
+    with pytest.warns(FutureWarning, match="UniHand is deprecated"):
+        legacy = UniHand.from_pretrained()
     assert isinstance(legacy, UniHandModel)
     old = legacy.generate(cond, seed=4, refine=False)
-    new, = UniHandPipeline(legacy)(cond, generator=torch.Generator().manual_seed(4), refine=False)
+    new = UniHandPipeline(legacy)(cond, generator=torch.Generator().manual_seed(4), refine=False).motions[0]
     np.testing.assert_array_equal(old.joints, new.joints)
+    assert len(legacy._pipes) == 1 and legacy.generate(cond, seed=4, refine=False) is not None
+    assert len(legacy._pipes) == 1  # one pipeline (one refiner) for every call
+
+
+def test_top_level_imports_are_lazy() -> None:
+    """``import unihand`` imports no torch; the public names come on first use."""
+    import subprocess
+    import sys
+
+    code = ("import sys, unihand; assert 'torch' not in sys.modules, 'torch at import'; "
+            "from unihand import UniHandPipeline, Conditions, Motion; "
+            "import unihand.pipeline.pipeline as p, unihand.data.io as io; "
+            "assert UniHandPipeline is p.UniHandPipeline and Conditions is io.Conditions and Motion is io.Motion")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
 
 
 def test_checkpoint_from_the_local_hugging_face_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

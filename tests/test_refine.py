@@ -1,4 +1,4 @@
-"""Refinement against the observations (issue 11): numbers, not shapes."""
+"""Refinement against the observations: numbers, not shapes."""
 
 from __future__ import annotations
 
@@ -12,18 +12,20 @@ from unihand.errors import UserError
 from unihand.eval.metrics import bone_lengths, window_join_ratio
 from unihand.geometry.camera import project
 from unihand.hand import angles_to_hand_pose, fk_numpy, hand_pose_to_angles, load_hand_model
-from unihand.pipeline import UniHand, condition_arrays, make_scheduler
+from unihand.pipeline import UniHandModel, condition_arrays, make_scheduler
 from unihand.pipeline.windows import generate_windows
 from unihand.refine.kinematics import FRAME_DIM, FREE_ANGLES, PoseState, pose_joints
 from unihand.refine.objective import RefineConfig
 from unihand.refine.refiner import Refiner
 
+from sampling import sample
+
 HAND = load_hand_model(None, is_right=True)
 
 
 @pytest.fixture(scope="module")
-def model() -> UniHand:
-    return UniHand.from_pretrained()
+def model() -> UniHandModel:
+    return UniHandModel.from_pretrained()
 
 
 def _sequence(index: int = 0, frames: int = 32):
@@ -119,49 +121,49 @@ def test_with_nothing_observed_the_sample_keeps_its_motion() -> None:
     assert speed(flat) < speed(out)
 
 
-def test_one_shape_per_sequence_and_constant_bones(model: UniHand) -> None:
+def test_one_shape_per_sequence_and_constant_bones(model: UniHandModel) -> None:
     seq = _sequence(3, frames=48)
     c = seq.conditions
-    out = model.generate(Conditions(kp2d=c.kp2d, kp2d_mask=c.kp2d_mask, kp2d_conf=c.kp2d_conf, K=c.K,
+    out = sample(model, Conditions(kp2d=c.kp2d, kp2d_mask=c.kp2d_mask, kp2d_conf=c.kp2d_conf, K=c.K,
                                     image_size=c.image_size, fps=c.fps), seed=0)
     assert np.ptp(out.betas, axis=0).max() == 0.0
     assert 1000 * bone_lengths(out.joints).std(axis=0).max() < 0.5
-    pure = model.generate(Conditions(kp2d=c.kp2d, kp2d_mask=c.kp2d_mask, K=c.K, image_size=c.image_size), refine=False)
+    pure = sample(model, Conditions(kp2d=c.kp2d, kp2d_mask=c.kp2d_mask, K=c.K, image_size=c.image_size), refine=False)
     assert np.ptp(pure.betas, axis=0).max() > 1e-3  # the sample alone changes shape from frame to frame
 
 
-def test_refine_off_gives_exactly_the_pure_sample(model: UniHand) -> None:
+def test_refine_off_gives_exactly_the_pure_sample(model: UniHandModel) -> None:
     seq = _sequence(4, frames=40)
     c = seq.conditions
     cond = Conditions(kp2d=c.kp2d, kp2d_mask=c.kp2d_mask, K=c.K, image_size=c.image_size, fps=c.fps)
     arrays = condition_arrays(cond, 40)
     pure = generate_windows(model, make_scheduler(model), arrays, 40, generator=torch.Generator().manual_seed(7))[0]
-    np.testing.assert_array_equal(model.generate(cond, seed=7, refine=False).mano(), pure)
-    assert np.abs(model.generate(cond, seed=7).mano() - pure).max() > 1e-2
+    np.testing.assert_array_equal(sample(model, cond, seed=7, refine=False).mano(), pure)
+    assert np.abs(sample(model, cond, seed=7).mano() - pure).max() > 1e-2
 
 
-def test_given_mano_comes_back_and_3d_keypoints_are_met(model: UniHand) -> None:
+def test_given_mano_comes_back_and_3d_keypoints_are_met(model: UniHandModel) -> None:
     seq = _sequence(5)
     n = seq.num_frames
     known = np.zeros(n, bool)
     known[[0, 1, 2, n - 3, n - 2, n - 1]] = True
     base = dict(K=seq.conditions.K, image_size=seq.conditions.image_size, fps=seq.motion.fps)
-    out = model.generate(Conditions(mano=seq.motion.mano(), mano_mask=known, **base), seed=0)
+    out = sample(model, Conditions(mano=seq.motion.mano(), mano_mask=known, **base), seed=0)
     pose = np.r_[0:48, 58:61]
     np.testing.assert_allclose(out.mano()[known][:, pose], seq.motion.mano()[known][:, pose], atol=1e-6)
     lift = Conditions(kp3d=seq.motion.joints, kp3d_mask=np.ones((n, 21), bool), **base)
-    err = np.linalg.norm(model.generate(lift, seed=0).joints - seq.motion.joints, axis=-1).mean()
-    raw = np.linalg.norm(model.generate(lift, seed=0, refine=False).joints - seq.motion.joints, axis=-1).mean()
+    err = np.linalg.norm(sample(model, lift, seed=0).joints - seq.motion.joints, axis=-1).mean()
+    raw = np.linalg.norm(sample(model, lift, seed=0, refine=False).joints - seq.motion.joints, axis=-1).mean()
     assert err < 0.002 < raw
 
 
-def test_no_seam_at_window_joins(model: UniHand) -> None:
+def test_no_seam_at_window_joins(model: UniHandModel) -> None:
     seq = _sequence(6, frames=144)  # 5 overlapping windows of 48
     c = seq.conditions
     cond = Conditions(kp2d=c.kp2d, kp2d_mask=c.kp2d_mask, kp2d_conf=c.kp2d_conf, K=c.K, image_size=c.image_size,
                       fps=c.fps)
-    refined = model.generate(cond, seed=0).joints
-    pure = model.generate(cond, seed=0, refine=False).joints
+    refined = sample(model, cond, seed=0).joints
+    pure = sample(model, cond, seed=0, refine=False).joints
     assert window_join_ratio(refined, c.fps, 48, 16) <= 1.5 < window_join_ratio(pure, c.fps, 48, 16)
 
 
@@ -181,7 +183,7 @@ def test_chunked_refinement_is_seamless_and_matches_one_solve() -> None:
     assert near.max() <= 1.5 * np.percentile(acc, 95)
 
 
-def test_pixels_instead_of_normalised_keypoints_and_bad_confidence_are_one_line_errors(model: UniHand) -> None:
+def test_pixels_instead_of_normalised_keypoints_and_bad_confidence_are_one_line_errors(model: UniHandModel) -> None:
     seq = _sequence(0, frames=16)
     c = seq.conditions
     with pytest.raises(UserError, match="normalised to \\[0, 1\\].*pixels"):
@@ -190,25 +192,25 @@ def test_pixels_instead_of_normalised_keypoints_and_bad_confidence_are_one_line_
     np.testing.assert_allclose(ok.kp2d, c.kp2d, atol=1e-6)
     ok.kp2d = ok.kp2d * c.image_size  # set after construction: generate checks again
     with pytest.raises(UserError, match="pixels"):
-        model.generate(ok)
+        sample(model, ok)
     with pytest.raises(UserError, match="confidences are expected in \\[0, 1\\]"):
         Conditions(kp2d=c.kp2d, kp2d_mask=c.kp2d_mask, kp2d_conf=np.full((16, 21), 1.5, np.float32), K=c.K,
                    image_size=c.image_size)
 
 
 @pytest.mark.parametrize("frames", [1, 2, 3])
-def test_very_short_inputs_give_finite_motions(model: UniHand, frames: int) -> None:
+def test_very_short_inputs_give_finite_motions(model: UniHandModel, frames: int) -> None:
     """1, 2 and 3 frames: the per-sequence arrays (K, image size) are not padded as if they were frames."""
     rng = np.random.default_rng(frames)
     cond = Conditions(kp2d=(0.5 + rng.normal(0, 0.05, (frames, 21, 2))).astype(np.float32), image_size=np.array([640, 480]),
                       K=np.array([[500, 0, 320], [0, 500, 240], [0, 0, 1]], np.float32))
-    motion = model.generate(cond)
+    motion = sample(model, cond)
     assert motion.joints.shape == (frames, 21, 3) and np.isfinite(motion.joints).all()
 
 
 @pytest.mark.parametrize("value", [0.5, 0.0])
-def test_degenerate_2d_keypoints_do_not_reach_opencv(model: UniHand, value: float) -> None:
+def test_degenerate_2d_keypoints_do_not_reach_opencv(model: UniHandModel, value: float) -> None:
     """Every joint at one point (or zero-filled frames left unmasked): no placement, no OpenCV assertion."""
     cond = Conditions(kp2d=np.full((8, 21, 2), value, np.float32), image_size=np.array([640, 480]),
                       K=np.array([[500, 0, 320], [0, 500, 240], [0, 0, 1]], np.float32))
-    assert np.isfinite(model.generate(cond).joints).all()
+    assert np.isfinite(sample(model, cond).joints).all()

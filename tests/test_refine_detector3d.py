@@ -56,10 +56,10 @@ def test_single_folded_fingers_come_back_folded(pipe: UniHandPipeline) -> None:
     for i in range(3):
         s, cond = _folded(i)
         gen = torch.Generator().manual_seed(i)
-        with_3d.append(_tip_error_mm(pipe(cond, generator=gen)[0].joints, s.motion.joints).mean())
+        with_3d.append(_tip_error_mm(pipe(cond, generator=gen).motions[0].joints, s.motion.joints).mean())
         cond.kp3d_hand = cond.kp3d_hand_mask = None
         gen = torch.Generator().manual_seed(i)
-        only_2d.append(_tip_error_mm(pipe(cond, generator=gen)[0].joints, s.motion.joints).mean())
+        only_2d.append(_tip_error_mm(pipe(cond, generator=gen).motions[0].joints, s.motion.joints).mean())
     assert np.mean(with_3d) < 12.0, with_3d
     assert np.mean(with_3d) < 0.7 * np.mean(only_2d), (with_3d, only_2d)
 
@@ -110,7 +110,7 @@ def test_fast_opening_is_followed_within_a_frame(pipe: UniHandPipeline) -> None:
         c = s.conditions
         cond = Conditions(kp2d=c.kp2d, kp2d_mask=c.kp2d_mask, kp2d_conf=c.kp2d_conf, kp3d_hand=c.kp3d_hand,
                           kp3d_hand_mask=c.kp3d_hand_mask, K=c.K, image_size=c.image_size, fps=c.fps)
-        est = pipe(cond, generator=torch.Generator().manual_seed(i))[0].joints
+        est = pipe(cond, generator=torch.Generator().manual_seed(i)).motions[0].joints
         open_true, open_est = (np.linalg.norm(j[:, [8, 12, 16, 20]] - j[:, :1], axis=-1).mean(1)
                                for j in (s.motion.joints, est))
         mid = 0.5 * (open_true.min() + open_true.max())
@@ -132,7 +132,7 @@ def test_detector_3d_with_nan_missing_or_degenerate_frames_is_ignored_there(pipe
     obs = observations(arrays, s.num_frames, cond.fps)
     used = (obs.kp3d_hand_weight > 0).any(1).numpy()
     assert not used[:8].any() and used[8:].all()
-    motion = pipe(cond)[0]
+    motion = pipe(cond).motions[0]
     assert np.isfinite(motion.joints).all()
 
 
@@ -177,7 +177,7 @@ def test_real_folded_fingers_follow_the_detector(real_sample, pipe: UniHandPipel
     per-frame PnP baseline's."""
     track, cond, K = real_sample
     a, b = 380, 480
-    motion = pipe(_frames(cond, a, b))[0]
+    motion = pipe(_frames(cond, a, b)).motions[0]
     kp, mask = track.keypoints[a:b], cond.kp2d_mask[a:b]
     err = np.where(mask, np.linalg.norm(reproject(motion.joints, K) - np.nan_to_num(kp), axis=-1), np.nan)
     bad = (np.nan_to_num(err[:, TIPS]) > 40).any(1)
@@ -197,15 +197,15 @@ def test_gaps_in_real_motion_are_no_worse_than_interpolation(real_sample, pipe: 
     known = np.ones(48, bool)
     known[16:32] = False
     t = np.arange(48)
-    fitted = pipe(Conditions(kp3d=real[:576], kp3d_mask=np.ones((576, 21), bool), **base))[0]
+    fitted = pipe(Conditions(kp3d=real[:576], kp3d_mask=np.ones((576, 21), bool), **base)).motions[0]
     err: dict[str, list[float]] = {}
     for a in range(0, 576, 48):
         gt, mano = fitted.joints[a:a + 48], fitted.mano()[a:a + 48]
         flat = gt.reshape(48, -1)
         lerp = np.stack([np.interp(t, t[known], flat[known, k]) for k in range(flat.shape[1])], 1).reshape(gt.shape)
         slerp = fk_numpy(HAND, interpolate(mano, known))[0]
-        for name, est in (("3d", pipe(Conditions(kp3d=gt, kp3d_mask=known, **base))[0].joints), ("lerp", lerp),
-                          ("mano", pipe(Conditions(mano=mano, mano_mask=known, **base))[0].joints), ("slerp", slerp)):
+        for name, est in (("3d", pipe(Conditions(kp3d=gt, kp3d_mask=known, **base)).motions[0].joints), ("lerp", lerp),
+                          ("mano", pipe(Conditions(mano=mano, mano_mask=known, **base)).motions[0].joints), ("slerp", slerp)):
             err.setdefault(name, []).append(mpjpe(est[~known], gt[~known]))
     mean = {k: float(np.mean(v)) for k, v in err.items()}
     assert mean["3d"] <= mean["lerp"] and mean["mano"] <= mean["slerp"], mean
@@ -223,7 +223,7 @@ def test_an_infilled_hand_is_kept_off_the_other_hand(pipe: UniHandPipeline) -> N
     known[16:32] = False
     other = np.repeat(gt[24:25], n, 0) + np.array([0.015, 0.01, 0.0], np.float32)
     cond = Conditions(kp3d=gt, kp3d_mask=known, K=s.conditions.K, image_size=s.conditions.image_size, fps=s.conditions.fps)
-    alone, kept = (pipe(cond, other_hand=o)[0].joints for o in (None, other))
+    alone, kept = (pipe(cond, other_hand=o).motions[0].joints for o in (None, other))
     nearest = lambda j: np.linalg.norm(j[:, :, None] - other[:, None], axis=-1).min(axis=(1, 2))  # noqa: E731
     assert nearest(alone)[~known].min() < 0.005
     assert nearest(kept)[~known].min() > 0.015

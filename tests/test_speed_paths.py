@@ -1,4 +1,4 @@
-"""Inference fast paths (issue 3): precomputed RoPE rotations and adaLN modulations, the per-sequence
+"""Inference fast paths: precomputed RoPE rotations and adaLN modulations, the per-sequence
 denoiser preparation of ``denoise_steps``, and the opt-in int8 quantization."""
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from unihand.models.denoiser import Denoiser
 from unihand.models.quantize import MixedPrecisionStack, quantize
 from unihand.models.rope import apply_rope, rope_angles, rotate
 from unihand.models.transformer import Stack, rope_rotation
-from unihand.pipeline import UniHand
+from unihand.pipeline import UniHandModel
+
+from sampling import sample
 
 K = np.array([[500.0, 0, 320], [0, 500, 240], [0, 0, 1]], np.float32)
 
@@ -30,8 +32,8 @@ def _open_zero_weights(module: torch.nn.Module) -> None:
 
 
 @pytest.fixture(scope="module")
-def shipped() -> UniHand:
-    return UniHand.from_pretrained(None)
+def shipped() -> UniHandModel:
+    return UniHandModel.from_pretrained(None)
 
 
 @pytest.mark.parametrize("batched_angles", [False, True])
@@ -76,7 +78,7 @@ def test_denoise_steps_equal_denoiser_forward(vision: bool) -> None:
             torch.testing.assert_close(step(z, i), want, atol=1e-5, rtol=1e-5)
 
 
-def test_shipped_checkpoint_sampling_equals_plain_denoiser_loop(shipped: UniHand) -> None:
+def test_shipped_checkpoint_sampling_equals_plain_denoiser_loop(shipped: UniHandModel) -> None:
     den = shipped.denoiser
     torch.manual_seed(0)
     n, lat = 16, shipped.vae.latent_dim
@@ -93,7 +95,7 @@ def test_shipped_checkpoint_sampling_equals_plain_denoiser_loop(shipped: UniHand
     torch.testing.assert_close(got, z, atol=1e-4, rtol=1e-4)
 
 
-def test_shipped_decoder_equals_segment_by_segment_reference(shipped: UniHand) -> None:
+def test_shipped_decoder_equals_segment_by_segment_reference(shipped: UniHandModel) -> None:
     vae = shipped.vae
     torch.manual_seed(0)
     g, z, first = torch.randn(2, vae.latent_dim), torch.randn(2, 24, vae.latent_dim), torch.randn(2, 109)
@@ -109,8 +111,8 @@ def test_shipped_decoder_equals_segment_by_segment_reference(shipped: UniHand) -
     torch.testing.assert_close(got, torch.cat(outs, dim=1), atol=1e-5, rtol=1e-5)
 
 
-def test_int8_quantizes_the_stacks_and_keeps_a_float32_last_step(shipped: UniHand) -> None:
-    q8 = UniHand.from_pretrained(None, quantize="int8")
+def test_int8_quantizes_the_stacks_and_keeps_a_float32_last_step(shipped: UniHandModel) -> None:
+    q8 = UniHandModel.from_pretrained(None, quantize="int8")
     assert isinstance(q8.denoiser.stack, MixedPrecisionStack)
     assert isinstance(q8.vae.decoder.blocks[0].ffn[0], DynamicLinear)
     assert isinstance(q8.denoiser.stack.fast.blocks[0].attn.q, DynamicLinear)
@@ -126,22 +128,22 @@ def test_int8_quantizes_the_stacks_and_keeps_a_float32_last_step(shipped: UniHan
     assert 0 < (first_q - first_f).abs().max() < 0.1 * first_f.abs().max()
 
 
-def test_int8_generation_stays_close_to_float32(shipped: UniHand) -> None:
+def test_int8_generation_stays_close_to_float32(shipped: UniHandModel) -> None:
     from unihand.data.windows import SyntheticWindows
 
     item = SyntheticWindows(1, seed=1000, frames=32)[0]
     cond = Conditions(kp3d=item["kp3d"].numpy(), kp3d_mask=item["kp3d_mask"].numpy())
-    q8 = quantize(UniHand.from_pretrained(None))
-    a, b = shipped.generate(cond, seed=0, refine=False), q8.generate(cond, seed=0, refine=False)
+    q8 = quantize(UniHandModel.from_pretrained(None))
+    a, b = sample(shipped, cond, seed=0, refine=False), sample(q8, cond, seed=0, refine=False)
     dist = np.linalg.norm(a.joints - b.joints, axis=-1).mean()
     assert dist < 5e-3, f"int8 moved the joints by {dist * 1000:.2f} mm on average"
 
 
 def test_int8_options_are_checked(tmp_path) -> None:
     with pytest.raises(UserError, match="unknown quantization"):
-        UniHand.from_pretrained(None, quantize="int4")
+        UniHandModel.from_pretrained(None, quantize="int4")
     with pytest.raises(UserError, match="CPU only"):
-        UniHand.from_pretrained(None, device="cuda", quantize="int8")
+        UniHandModel.from_pretrained(None, device="cuda", quantize="int8")
     from unihand.cli import main
 
     rng = np.random.default_rng(0)
@@ -150,4 +152,4 @@ def test_int8_options_are_checked(tmp_path) -> None:
     assert main(["generate", str(tmp_path / "cond.npz"), "-o", str(tmp_path / "out.npz"), "--quantize", "int8"]) == 0
     assert (tmp_path / "out.npz").exists()
     with pytest.raises(UserError, match="inference only"):
-        UniHand.from_pretrained(None, quantize="int8").save_pretrained(tmp_path / "q")
+        UniHandModel.from_pretrained(None, quantize="int8").save_pretrained(tmp_path / "q")

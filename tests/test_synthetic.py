@@ -306,7 +306,7 @@ def test_minimum_jerk_keyframes_are_c2() -> None:
     assert np.abs(np.diff(acc)).max() < 0.05 * np.abs(acc).max()
 
 
-# --- realistic motion (issue 12): coupling, synergies, reach-to-grasp, speeds --------------------
+# --- realistic motion: coupling, synergies, reach-to-grasp, speeds --------------------
 
 _LONG = np.arange(0.0, 12.0, 1.0 / 120.0)  # whole grasp episodes at 120 Hz
 

@@ -12,9 +12,11 @@ import torch
 
 from unihand.cli import main
 from unihand.errors import UserError
-from unihand.pipeline import UniHand
+from unihand.pipeline import UniHandModel
 from unihand.train.checkpoint_io import load_tree, save_tree
 from unihand.train.run import resolve_config
+
+from sampling import sample
 
 TINY = [
     "--set", "model.vae={d_model: 32, layers: 1, heads: 2, ffn: 64}",
@@ -44,16 +46,16 @@ def test_vae_then_diffusion_train_resume_and_export(tmp_path: Path) -> None:
     assert (vae_run / "tb").exists()
     meta = json.loads((vae_run / "export" / "config.json").read_text())
     assert meta["stage"] == "vae"
-    vae = UniHand.from_pretrained(vae_run / "export")
+    vae = UniHandModel.from_pretrained(vae_run / "export")
     assert not torch.allclose(vae.vae.codec.transl_std, torch.tensor([0.15, 0.15, 0.15]))  # statistics fitted
 
     assert main(["train", "diffusion", "--out", str(dif_run), *TINY, "--set", "train.max_steps=3",
                  "--set", f"vae={vae_run / 'export'}"]) == 0
-    model = UniHand.from_pretrained(dif_run / "export")
+    model = UniHandModel.from_pretrained(dif_run / "export")
     assert float(model.denoiser.latent_scale) != 1.0  # latent scale fitted on data
     for name, p in model.vae.state_dict().items():  # the VAE stayed frozen
         torch.testing.assert_close(p, vae.vae.state_dict()[name])
-    motion = model.generate(None, num_frames=16, seed=0)
+    motion = sample(model, None, num_frames=16, seed=0)
     assert np.all(np.isfinite(motion.joints))
 
 
@@ -123,7 +125,7 @@ def test_vision_diffusion_trains_on_rendered_frames(tmp_path: Path) -> None:
               "--set", "data.render_size=64"]
     assert main(["train", "diffusion", "--out", str(dif_run), *TINY, *vision, "--set", "train.max_steps=2",
                  "--set", f"vae={vae_run / 'export'}"]) == 0
-    model = UniHand.from_pretrained(dif_run / "export")
+    model = UniHandModel.from_pretrained(dif_run / "export")
     assert model.cfg.vision.enabled
     # one training step reaches the perceptron and the small backbone through the denoiser
     from torch.utils.data import default_collate
@@ -139,7 +141,7 @@ def test_vision_diffusion_trains_on_rendered_frames(tmp_path: Path) -> None:
     for part in (model.perceptron, model.backbone):
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters())
     frames = np.random.default_rng(0).integers(0, 255, (16, 48, 64, 3), dtype=np.uint8)
-    assert np.all(np.isfinite(model.generate(None, frames=frames, seed=0).joints))
+    assert np.all(np.isfinite(sample(model, None, frames=frames, seed=0).joints))
 
 
 def test_min_snr_weights_follow_the_schedule() -> None:

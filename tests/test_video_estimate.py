@@ -8,6 +8,7 @@ through the same path.
 import json
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import imageio_ffmpeg
 import numpy as np
@@ -15,6 +16,7 @@ import pytest
 
 from unihand.data.io import Conditions, Motion
 from unihand.errors import UserError
+from unihand.pipeline import UniHandPipelineOutput
 from unihand.video.decode import open_video, read_all
 from unihand.geometry.camera import DEFAULT_FOV_DEG
 from unihand.video.conditions import track_conditions
@@ -29,13 +31,17 @@ N = 12
 
 
 class StubModel:
-    """``generate``: joints on the rays of the 2D keypoints at 0.5 m (the last seen pose when infilling)."""
+    """Called like a UniHandPipeline: joints on the rays of the 2D keypoints at 0.5 m (the last seen pose when
+    infilling)."""
 
     def __init__(self) -> None:
         self.calls: list[Conditions] = []
 
-    def generate(self, cond: Conditions, *, steps=None, cfg_scale=None, seed=0, progress=False, refine=True, scheduler="ddim",
-                 camera_poses=None, camera_scale=1.0, other_hand=None) -> Motion:
+    def __call__(self, cond: Conditions, **kw) -> UniHandPipelineOutput:
+        return UniHandPipelineOutput(motions=[self.generate(cond, **kw)])
+
+    def generate(self, cond: Conditions, *, num_inference_steps=None, guidance_scale=None, generator=None,
+                 progress=False, refine=True, camera_poses=None, camera_scale=1.0, other_hand=None) -> Motion:
         self.calls.append(cond)
         n = cond.num_frames
         w, h = cond.image_size
@@ -295,7 +301,7 @@ def test_mesh_overlay_with_mano_files(clips, sample_run, tmp_path) -> None:
             return m
 
     model = MeshStub()
-    model.mano_dir = str(mano_dir)
+    model.model = SimpleNamespace(mano_dir=str(mano_dir))  # what the pipeline's model was loaded with
     estimate_video(clips["right"], tmp_path / "o", end="3f", model=model, progress=False)
     m = Motion.load(tmp_path / "o" / "right_motion.npz")
     assert m.vertices.shape == (3, 778, 3)
@@ -345,10 +351,8 @@ def test_both_hands_skips_a_side_seen_on_a_few_frames(tmp_path) -> None:
 @needs_sample
 def test_vision_checkpoint_gets_the_frames(clips, tmp_path) -> None:
     """A vision-enabled model receives every frame, resized to its backbone's input size."""
-    from types import SimpleNamespace
-
     class VisionStub(StubModel):
-        cfg = SimpleNamespace(vision=SimpleNamespace(enabled=True, input_size=64))
+        model = SimpleNamespace(cfg=SimpleNamespace(vision=SimpleNamespace(enabled=True, input_size=64)))
 
         def generate(self, cond, *, frames=None, **kw):
             self.frames = frames
@@ -358,7 +362,7 @@ def test_vision_checkpoint_gets_the_frames(clips, tmp_path) -> None:
     res = estimate_video(clips["right"], None, end="5f", model=model, progress=False)
     assert model.frames.shape == (5, 36, 64, 3) and model.frames.dtype == np.uint8
     assert res.hands["right"].summary["model"]["conditions"] == ["kp2d", "vision"]
-    # a model without the vision condition is not given frames (StubModel.generate has no such argument)
+    # a model without the vision condition is not given frames (StubModel has no such argument)
     res = estimate_video(clips["right"], None, end="5f", model=StubModel(), progress=False)
     assert res.hands["right"].summary["model"]["conditions"] == ["kp2d"]
 
@@ -367,12 +371,12 @@ def test_vision_checkpoint_gets_the_frames(clips, tmp_path) -> None:
 def test_real_vision_model_runs(clips) -> None:
     """The pipeline's own vision path (small trainable backbone, untrained weights) through estimate."""
     from unihand.config import model_config
-    from unihand.pipeline import UniHand
+    from unihand.pipeline import UniHandModel, UniHandPipeline
     from unihand.cli.flags import torch_threads
 
     with torch_threads(1):
-        model = UniHand(model_config("small", {"vision": {"enabled": True}})).eval()
-        res = estimate_video(clips["right"], None, end="8f", model=model, steps=1, progress=False)
+        pipe = UniHandPipeline(UniHandModel(model_config("small", {"vision": {"enabled": True}})).eval())
+        res = estimate_video(clips["right"], None, end="8f", model=pipe, steps=1, progress=False)
     m = res.hands["right"].motion
     assert m.num_frames == 8 and np.isfinite(m.joints).all()
 
@@ -457,3 +461,37 @@ def test_crash_between_renames_leaves_old_or_new_set(clips, sample_run, tmp_path
                 assert Motion.load(out / "right_motion.npz").num_frames == N
             outcomes.add(len(listing))
     assert outcomes == {len(old_names), len(new_names)}  # both sides of the commit point were hit
+
+
+@needs_sample
+def test_progress_in_a_log_file_is_one_line_per_stage(clips, capfd) -> None:
+    """stderr is not a terminal here (a log file): no bar, no carriage returns, one summary line per stage."""
+    import sys
+
+    estimate_video(clips["right"], None, model=StubModel(), log=lambda m: print(m, file=sys.stderr))
+    err = capfd.readouterr().err
+    assert "\r" not in err
+    assert sum(line.startswith("detect: 12 frames in ") for line in err.splitlines()) == 1
+
+
+def test_progress_bar_or_summary() -> None:
+    import io
+    import sys
+
+    from unihand.progress import Progress
+
+    buf, real = io.StringIO(), sys.stderr
+    sys.stderr = buf
+    try:
+        with Progress(3, "work", "item") as bar:  # StringIO is no terminal: one line at the end
+            for _ in range(3):
+                bar.update()
+        with Progress(3, "quiet", enabled=False) as bar:
+            bar.update()
+        with pytest.raises(RuntimeError), Progress(3, "failed") as bar:
+            bar.update()
+            raise RuntimeError("no summary of unfinished work")
+    finally:
+        sys.stderr = real
+    assert buf.getvalue().splitlines() == [buf.getvalue().splitlines()[0]]
+    assert buf.getvalue().startswith("work: 3 items in ") and "\r" not in buf.getvalue()

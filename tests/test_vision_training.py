@@ -14,9 +14,11 @@ from unihand.cli import main
 from unihand.data.windows import SyntheticWindows
 from unihand.errors import UserError
 from unihand.models.backbones import SmallBackbone
-from unihand.pipeline import UniHand
+from unihand.pipeline import UniHandModel
 from unihand.train.backbone import PoseProbe, RenderedFrames, load_backbone, pose_targets, save_backbone
 from unihand.train.vision_cache import CachedTokenWindows
+
+from sampling import sample
 
 from test_training import TINY
 
@@ -109,13 +111,13 @@ def test_backbone_stage_then_vision_diffusion_from_a_model(tmp_path: Path) -> No
     assert main(["train", "vae", "--out", str(vae_run), *TINY, "--set", "train.max_steps=1"]) == 0
     assert main(["train", "diffusion", "--out", str(dif_run), *TINY, "--set", "train.max_steps=1",
                  "--set", f"vae={vae_run / 'export'}"]) == 0
-    base = UniHand.from_pretrained(dif_run / "export")
+    base = UniHandModel.from_pretrained(dif_run / "export")
     assert main(["train", "diffusion", "--out", str(vis_run), *TINY, "--set", f"model.vision={vis}",
                  "--set", "data.render_size=64", "--set", "data.epoch_size=8", "--set", "train.max_steps=2",
                  "--set", f"init={dif_run / 'export'}", "--set", f"backbone={bb_run / 'export'}",
                  "--set", f"train.feature_cache={tmp_path / 'cache'}"]) == 0
     assert len(list((tmp_path / "cache").glob("*.safetensors"))) == 8 + 4  # training + validation windows
-    model = UniHand.from_pretrained(vis_run / "export")
+    model = UniHandModel.from_pretrained(vis_run / "export")
     pretrained = SmallBackbone(dim=16, input_size=64)
     load_backbone(pretrained, bb_run / "export")
     for k, v in pretrained.state_dict().items():  # frozen through the diffusion stage
@@ -124,7 +126,7 @@ def test_backbone_stage_then_vision_diffusion_from_a_model(tmp_path: Path) -> No
         assert torch.equal(model.vae.state_dict()[k], v)
     assert float(model.denoiser.latent_scale) == float(base.denoiser.latent_scale)  # kept from the init model
     frames = np.random.default_rng(0).integers(0, 255, (16, 64, 64, 3), dtype=np.uint8)
-    assert np.all(np.isfinite(model.generate(None, frames=frames, seed=0).joints))
+    assert np.all(np.isfinite(sample(model, None, frames=frames, seed=0).joints))
 
 
 def test_vision_parameters_get_their_own_learning_rate() -> None:
@@ -132,7 +134,7 @@ def test_vision_parameters_get_their_own_learning_rate() -> None:
     from unihand.train.modules import DiffusionModule
 
     cfg = model_config("small", {"vision": {"enabled": True, "small_dim": 16, "input_size": 64, "frozen": True}})
-    module = DiffusionModule(UniHand(cfg), {"lr": 1e-3, "max_steps": 10, "warmup": 1, "vision_lr_mult": 10})
+    module = DiffusionModule(UniHandModel(cfg), {"lr": 1e-3, "max_steps": 10, "warmup": 1, "vision_lr_mult": 10})
     base, fast = module.configure_optimizers()["optimizer"].param_groups
     assert fast["initial_lr"] == pytest.approx(10 * base["initial_lr"])
     fast_ids = {id(p) for p in fast["params"]}
@@ -169,7 +171,7 @@ def test_perceptron_aux_loss_trains_a_probe_on_the_hand_tokens() -> None:
     cfg = model_config("small", {"vision": {"enabled": True, "small_dim": 16, "input_size": 64, "frozen": True,
                                             "layers": 1}})
     torch.manual_seed(0)
-    module = DiffusionModule(UniHand(cfg), {"lr": 1e-3, "max_steps": 1, "perceptron_aux": 0.5, "vision_lr_mult": 2})
+    module = DiffusionModule(UniHandModel(cfg), {"lr": 1e-3, "max_steps": 1, "perceptron_aux": 0.5, "vision_lr_mult": 2})
     logged: dict[str, torch.Tensor] = {}
     module.log = lambda *a, **k: None
     module.log_dict = lambda d, **k: logged.update(d)
@@ -192,4 +194,4 @@ def test_perceptron_aux_loss_trains_a_probe_on_the_hand_tokens() -> None:
     two = torch.tensor([[[1.0, 0.0], [-1.0, 0.0], [5.0, 5.0]]])
     assert float(token_spread(two, torch.tensor([[True, True, False]]))) == pytest.approx(1.0)
     with pytest.raises(UserError, match="vision model"):
-        DiffusionModule(UniHand(model_config("small", {})), {"lr": 1e-3, "max_steps": 1, "perceptron_aux": 1.0})
+        DiffusionModule(UniHandModel(model_config("small", {})), {"lr": 1e-3, "max_steps": 1, "perceptron_aux": 1.0})

@@ -27,10 +27,13 @@ def _frames():
 
 
 def _read(path):
+    """ffmpeg's metadata of the file and its frames (through the project's decoder)."""
+    from unihand.video.decode import open_video, read_all
+
     gen = imageio_ffmpeg.read_frames(str(path))
     meta = next(gen)
-    frames = [np.frombuffer(f, np.uint8).reshape(meta["size"][1], meta["size"][0], 3) for f in gen]
-    return meta, frames
+    gen.close()
+    return meta, list(read_all(open_video(path)))
 
 
 def test_writes_h264_with_every_frame(tmp_path) -> None:

@@ -116,19 +116,41 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-#: Value rules the types alone do not say, by field name (checked wherever the field appears).
-POSITIVE_INT = {"d_model", "layers", "heads", "ffn", "segment", "train_steps", "sample_steps", "input_size",
-                "small_dim", "frames"}
-PROBABILITY = {"dropout", "p_unknown_anchor", "p_drop_condition", "p_frame_mask", "p_drop", "p_frame_drop"}
-NON_NEGATIVE = {"w_joint_rec", "w_kl", "w_latent", "w_aux", "w_rec", "cfg_scale", "window"}
-CHOICES: dict[str, tuple[str, ...]] = {  # by "Class.field"
-    "VisionConfig.backbone": ("small", "dinov2"), "VisionConfig.backbone_size": ("small", "base", "large", "giant"),
-    "VisionConfig.pooling": ("perceptron", "avg"), "VisionConfig.rope": ("3d", "1d"),
-    "ModelConfig.hand_model": ("kinematic", "mano"),
+#: Value rules the types alone do not say, per config class and field (the class's own fields only:
+#: a field of the same name in another class is not affected).
+POSITIVE_INT, PROBABILITY, NON_NEGATIVE = "an integer >= 1", "a probability in [0, 1]", "a number >= 0"
+RULES: dict[str, dict[str, str | tuple[str, ...]]] = {
+    "VAEConfig": {
+        **dict.fromkeys(("d_model", "layers", "heads", "ffn", "segment"), POSITIVE_INT),
+        **dict.fromkeys(("dropout", "p_unknown_anchor"), PROBABILITY),
+        **dict.fromkeys(("w_joint_rec", "w_kl", "w_latent", "w_aux"), NON_NEGATIVE),
+    },
+    "DiffusionConfig": {
+        **dict.fromkeys(("d_model", "layers", "heads", "ffn", "train_steps", "sample_steps"), POSITIVE_INT),
+        **dict.fromkeys(("dropout", "p_drop_condition", "p_frame_mask"), PROBABILITY),
+        **dict.fromkeys(("w_rec", "cfg_scale"), NON_NEGATIVE),
+    },
+    "VisionConfig": {
+        **dict.fromkeys(("input_size", "small_dim", "layers", "heads"), POSITIVE_INT),
+        **dict.fromkeys(("p_drop", "p_frame_drop"), PROBABILITY),
+        "window": NON_NEGATIVE,
+        "backbone": ("small", "dinov2"), "backbone_size": ("small", "base", "large", "giant"),
+        "pooling": ("perceptron", "avg"), "rope": ("3d", "1d"),
+    },
+    "ModelConfig": {"frames": POSITIVE_INT, "hand_model": ("kinematic", "mano")},
 }
+_RULE_TESTS = {POSITIVE_INT: lambda v: v >= 1, PROBABILITY: lambda v: 0 <= v <= 1, NON_NEGATIVE: lambda v: v >= 0}
+
+
+def _is_sequence(tp: Any) -> bool:
+    """``tuple[X, ...]``: any number of X (a list in YAML and JSON)."""
+    args = typing.get_args(tp)
+    return typing.get_origin(tp) is tuple and len(args) == 2 and args[1] is Ellipsis
 
 
 def _type_name(tp: Any) -> str:
+    if _is_sequence(tp):
+        return "a list of " + _type_name(typing.get_args(tp)[0]).removeprefix("a ").removeprefix("an ") + "s"
     args = [a for a in typing.get_args(tp) if a is not type(None)]
     if args:
         return " or ".join(_type_name(a) for a in args) + (" or null" if type(None) in typing.get_args(tp) else "")
@@ -140,6 +162,8 @@ def _fits(tp: Any, value: Any) -> bool:
     """Whether ``value`` (parsed YAML/JSON) is of the annotated type ``tp``."""
     if tp is Any:
         return True
+    if _is_sequence(tp):
+        return isinstance(value, (list, tuple)) and all(_fits(typing.get_args(tp)[0], v) for v in value)
     args = typing.get_args(tp)
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
@@ -161,21 +185,19 @@ def _key(where: str, name: str) -> str:
 
 
 def check_value(where: str, name: str, tp: Any, value: Any, owner: str = "") -> None:
-    """One-line :class:`UserError` unless ``value`` has type ``tp`` and obeys the rules for ``name``."""
+    """One-line :class:`UserError` unless ``value`` has type ``tp`` and obeys :data:`RULES` for field
+    ``name`` of the config class named ``owner``."""
     key = _key(where, name)
     if not _fits(tp, value):
         raise UserError(f"{key}: expected {_type_name(tp)}, got {value!r}")
-    if value is None or isinstance(value, bool):
+    rule = RULES.get(owner, {}).get(name)
+    if rule is None or value is None or isinstance(value, bool):
         return
-    if name in POSITIVE_INT and value < 1:
-        raise UserError(f"{key}: expected an integer >= 1, got {value!r}")
-    if name in PROBABILITY and not 0 <= value <= 1:
-        raise UserError(f"{key}: expected a probability in [0, 1], got {value!r}")
-    if name in NON_NEGATIVE and value < 0:
-        raise UserError(f"{key}: expected a number >= 0, got {value!r}")
-    choices = CHOICES.get(f"{owner}.{name}")
-    if choices and value not in choices:
-        raise UserError(f"{key}: expected one of {', '.join(choices)}, got {value!r}")
+    if isinstance(rule, tuple):
+        if value not in rule:
+            raise UserError(f"{key}: expected one of {', '.join(rule)}, got {value!r}")
+    elif not _RULE_TESTS[rule](value):
+        raise UserError(f"{key}: expected {rule}, got {value!r}")
 
 
 def typed(cls: type, values: Any, where: str) -> Any:
@@ -194,6 +216,9 @@ def typed(cls: type, values: Any, where: str) -> Any:
             kwargs[key] = typed(tp, val, _key(where, key))
         else:
             check_value(where, key, tp, val, cls.__name__)
+            if _is_sequence(tp):
+                item = typing.get_args(tp)[0]
+                val = tuple(float(v) if item is float else v for v in val)
             kwargs[key] = float(val) if tp is float else val
     out = cls(**kwargs)
     check = getattr(out, "check", None)

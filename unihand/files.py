@@ -121,11 +121,6 @@ def clean_stale_temps(folder: str | os.PathLike, recursive: bool = False) -> lis
     return removed
 
 
-def temp_dir(parent: Path, name: str = "staging") -> Path:
-    """A new folder inside ``parent`` named so that :func:`clean_stale_temps` knows its owner."""
-    return Path(tempfile.mkdtemp(prefix=f".unihand-{name}{_owner_tag()}", dir=parent))
-
-
 def strict_json(obj: Any, **kwargs: Any) -> str:
     """JSON text with every non-finite float as ``null`` ("not computable"): never a bare ``NaN``,
     which is not JSON. ``kwargs`` go to :func:`json.dumps`."""

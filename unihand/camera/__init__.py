@@ -1,4 +1,4 @@
-"""Camera motion of a video (issue 14): estimated from the background, read from a poses file, or static.
+"""Camera motion of a video: estimated from the background, read from a poses file, or static.
 
 - :mod:`unihand.camera.engine`: the estimator (OpenCV feature tracking and two-view geometry,
   bundle adjustment by pycolmap), streaming over the frames with the hands masked out;

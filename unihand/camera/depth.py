@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from unihand.errors import UserError
+from unihand.errors import UserError, require
 from unihand.geometry.camera import rescale_pixels
 
 #: Frames of the clip the depth model reads (evenly spread; at most one every
@@ -55,6 +55,8 @@ class TransformersDepth:
 
     def __init__(self, path: str | os.PathLike, device: str = "cpu") -> None:
         import torch
+
+        require("transformers", "depth", "--depth-model")
         from transformers import AutoImageProcessor, AutoModelForDepthEstimation
         from transformers.utils import logging as hf_logging
 

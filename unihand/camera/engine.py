@@ -55,6 +55,7 @@ import numpy as np
 from unihand.camera.depth import DepthFrames, DepthModel, depth_scale, model_name
 from unihand.geometry.alignment import umeyama
 from unihand.geometry.camera import rescale_K, rescale_pixels
+from unihand.geometry.canonical import make_transform
 
 #: Frames are tracked at this size (longer side, pixels).
 WORK_SIZE = 640
@@ -498,13 +499,6 @@ def _orb_descriptors(orb: Any, grey: np.ndarray, pts: np.ndarray) -> tuple[np.nd
 
 # ------------------------------------------------------------------------------------------------
 # Back end helpers
-
-
-def _pose_matrix(R: np.ndarray, t: np.ndarray) -> np.ndarray:
-    T = np.eye(4)
-    T[:3, :3] = R
-    T[:3, 3] = np.ravel(t)
-    return T
 
 
 def _bearings(xn: np.ndarray) -> np.ndarray:
@@ -1000,7 +994,7 @@ def _extrapolate(T: np.ndarray, posed: list[int], a: int, frames: int) -> np.nda
     steps = min(frames, EXTRAPOLATE_FRAMES) / (a - e)
     w = _matrix_to_rotvec(T[a, :3, :3] @ T[e, :3, :3].T)
     v = T[a, :3, 3] - T[e, :3, 3]
-    return _pose_matrix(_rotvec_to_matrix(steps * w) @ T[a, :3, :3], T[a, :3, 3] + steps * v)
+    return make_transform(_rotvec_to_matrix(steps * w) @ T[a, :3, :3], T[a, :3, 3] + steps * v)
 
 
 def _solve_stretch(tracker: BackgroundTracker, frames: list[int], K: np.ndarray | None) -> list[_Solver]:
@@ -1152,7 +1146,7 @@ def _join(solvers: list[_Solver], n: int) -> tuple[np.ndarray, np.ndarray, list[
             joins.append({k: v for k, v in link.items() if k in ("how", "after", "frame")})
         for f in frames:
             Rf, tf = s.poses[f]
-            T[f] = _pose_matrix(R @ Rf.T, sc * R @ (-Rf.T @ tf) + t)
+            T[f] = make_transform(R @ Rf.T, sc * R @ (-Rf.T @ tf) + t)
             status[f] = s.status[f] if linked else "unlinked"
         sims.append((R, t, sc))
         done.append((s, (R, t, sc), linked))
@@ -1172,7 +1166,7 @@ def _fill_gaps(T: np.ndarray, status: np.ndarray) -> None:
         a, b = posed[k - 1], posed[k]
         s = (f - a) / (b - a)
         R = _rotvec_to_matrix(s * _matrix_to_rotvec(T[b, :3, :3] @ T[a, :3, :3].T)) @ T[a, :3, :3]
-        T[f] = _pose_matrix(R, (1 - s) * T[a, :3, 3] + s * T[b, :3, 3])
+        T[f] = make_transform(R, (1 - s) * T[a, :3, 3] + s * T[b, :3, 3])
         status[f] = "interpolated"
 
 

@@ -12,6 +12,11 @@ import sys
 
 from unihand.errors import UserError
 
+#: What ``unihand --help`` says about the whole tool.
+DESCRIPTION = ("UniHand: 3D hand motion from video (estimate), and hand motion generated, infilled or edited from "
+               "any mix of 2D keypoints, 3D keypoints and MANO parameters (generate). Try it with: unihand demo. "
+               "Each command has its own help: unihand COMMAND --help.")
+
 # name -> module; only the chosen subcommand's module is imported (fast start).
 SUBCOMMANDS: dict[str, str] = {
     "synth": "unihand.cli.synth",
@@ -42,7 +47,7 @@ def version() -> str:
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The parser; with ``only`` set, just that subcommand's module is imported (none for ``""``)."""
-    parser = argparse.ArgumentParser(prog="unihand", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="unihand", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"unihand {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True

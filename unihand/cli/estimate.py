@@ -6,9 +6,8 @@ import argparse
 import math
 import sys
 
+from unihand.cli.flags import CONF_THRESHOLD, DEFAULT_FOV_DEG, SCHEDULER_NAMES
 from unihand.errors import UserError
-from unihand.geometry.camera import DEFAULT_FOV_DEG
-from unihand.video.conditions import CONF_THRESHOLD
 from unihand.video.outputs import OUTPUT_NAMES
 
 
@@ -27,7 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("video", help="video file (mp4/H.264, webm, mov, ...) or a folder of images (sorted by name)")
     p.add_argument("-o", "--output", default="outputs/estimate", metavar="OUTDIR", help="output folder")
-    p.add_argument("--hands", choices=("left", "right", "both"), default="both", help="which hands to estimate (both: each hand found on at least 2 %% of the frames)")
+    p.add_argument("--hands", choices=("left", "right", "both"), default="both",
+                   help="which hands to estimate (both: each hand found on at least 2 %% of the frames; left or "
+                        "right: MediaPipe tracks one hand, twice as fast, so with both hands in view use both)")
     cam = p.add_mutually_exclusive_group()
     cam.add_argument("--intrinsics", metavar="FX,FY,CX,CY", help="camera intrinsics in pixels of the video")
     cam.add_argument("--fov", type=float, metavar="DEG",
@@ -53,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fps", type=float, default=None, help="frame rate of an image folder (default 30)")
     p.add_argument("--steps", type=int, default=None, help="DDIM sampling steps (default: the checkpoint's)")
     p.add_argument("--cfg-scale", type=float, default=None, help="classifier-free guidance scale (default: the checkpoint's)")
-    p.add_argument("--scheduler", choices=("ddim", "dpm", "euler"), default="ddim",
+    p.add_argument("--scheduler", choices=SCHEDULER_NAMES, default="ddim",
                    help="sampling scheduler (dpm: DPM-Solver++, as accurate as DDIM in 5-10 steps)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--conf-threshold", type=float, default=CONF_THRESHOLD,

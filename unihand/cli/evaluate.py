@@ -6,15 +6,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-from unihand.data.datasets import load_tracks
-from unihand.data.datasets.common import Track
-from unihand.data.datasets.ho3d import frame_list
+from unihand.cli.flags import DATASET_NAMES
 from unihand.errors import UserError
-from unihand.eval import tables
-from unihand.eval.evaluate import (DATASETS, DEFAULT_SPLIT, evaluate_tracks, model_predictor, parse_conditions,
-                                   synthetic_tracks, write_ho3d_submission)
+
+if TYPE_CHECKING:
+    from unihand.data.datasets.common import Track
 
 
 def _notes(dataset: str, conditions: Sequence[str]) -> list[str]:
@@ -38,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "evaluation: also pred.json / pred.zip for the CodaLab server."
         ),
     )
-    parser.add_argument("--dataset", required=True, choices=DATASETS)
+    parser.add_argument("--dataset", required=True, choices=DATASET_NAMES)
     parser.add_argument("--root", type=Path, help="dataset folder (not used for synthetic)")
     parser.add_argument("--split", help="dexycb/hot3d: test (default), train, val/all; ho3d: evaluation (default) or train")
     parser.add_argument("--checkpoint", type=Path, help="UniHand checkpoint folder (default: the shipped small model)")
@@ -59,6 +57,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _load(args: argparse.Namespace, split: str, render_size: int | None = None) -> list[Track]:
+    from unihand.data.datasets import load_tracks
+    from unihand.eval.evaluate import synthetic_tracks
+
     if args.dataset == "synthetic":
         return synthetic_tracks(args.num_sequences, seed=1000 + args.seed, render_size=render_size)
     kw: dict[str, Any] = {"mano_dir": args.mano_dir}
@@ -69,14 +70,20 @@ def _load(args: argparse.Namespace, split: str, render_size: int | None = None) 
 
 def run(args: argparse.Namespace) -> int:
     from unihand.cli.flags import check_model_flags, check_positive, check_sampling_flags
-    from unihand.pipeline import UniHand
+    from unihand.data.datasets.ho3d import frame_list
+    from unihand.eval import tables
+    from unihand.eval.evaluate import (DEFAULT_SPLIT, evaluate_tracks, model_predictor, parse_conditions,
+                                       write_ho3d_submission)
+    from unihand.pipeline import UniHandPipeline
+    from unihand.progress import Progress
 
     check_positive(args, "limit", "num_sequences")
     check_sampling_flags(args)
     conditions = parse_conditions(args.conditions)
     split = args.split or DEFAULT_SPLIT[args.dataset]
-    model = UniHand.from_pretrained(args.checkpoint, device=args.device,
-                                    mano_dir=None if args.mano_dir is None else str(args.mano_dir))
+    pipe = UniHandPipeline.from_pretrained(args.checkpoint, device=args.device,
+                                           mano_dir=None if args.mano_dir is None else str(args.mano_dir))
+    model = pipe.model
     check_model_flags(model, args)
     if "vision" in conditions and not model.cfg.vision.enabled:
         raise UserError(f"checkpoint {args.checkpoint or 'shipped'} has no vision path (trained without video "
@@ -87,8 +94,15 @@ def run(args: argparse.Namespace) -> int:
         tracks = tracks[: args.limit]
     print(f"evaluate: {args.dataset}/{split}: {len(tracks)} sequence(s), conditions {','.join(conditions)}",
           file=sys.stderr)
-    predict = model_predictor(model, steps=args.steps, cfg_scale=args.cfg_scale, seed=args.seed,
-                              refine=args.refine == "on")
+    bar = Progress(len(tracks), "evaluate", "sequence")
+    model_predict = model_predictor(pipe, steps=args.steps, cfg_scale=args.cfg_scale, seed=args.seed,
+                                    refine=args.refine == "on")
+
+    def predict(track: Track, conds: Sequence[str]) -> Any:
+        out = model_predict(track, conds)
+        bar.update()
+        return out
+
     if args.refine == "off" and not args.label:  # its own row beside the refined run of the same conditions
         args.label = tables.run_label(conditions) + " (pure sampling)"
     with_gt = any(t.valid.any() for t in tracks)
@@ -97,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
                                                             with_vertices=args.dataset == "ho3d")
     else:
         groups, per_sequence, predictions = {}, [], [predict(t, conditions) for t in tracks]
+    bar.close()
     notes = _notes(args.dataset, conditions)
     if args.dataset == "ho3d" and split == "evaluation":
         expected = len(frame_list(args.root.expanduser(), "evaluation"))

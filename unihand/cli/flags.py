@@ -1,4 +1,5 @@
-"""Checks of the flags several subcommands share, run before any work, naming the flag."""
+"""Checks of the flags several subcommands share, run before any work, naming the flag; and the names and
+defaults the help shows."""
 
 from __future__ import annotations
 
@@ -9,6 +10,16 @@ from collections.abc import Iterator
 from typing import Any
 
 from unihand.errors import UserError
+
+# Names and defaults shown in --help, spelled out here so that building the parser imports no torch
+# (--help in well under a second); tests/test_cli_basics.py checks each against the library's own.
+SCHEDULER_NAMES = ("ddim", "dpm", "euler")  # unihand.diffusion.sampling.SCHEDULERS
+DEFAULT_FOV_DEG = 60.0  # unihand.geometry.camera.DEFAULT_FOV_DEG
+CONF_THRESHOLD = 0.5  # unihand.video.conditions.CONF_THRESHOLD
+DATASET_NAMES = ("dexycb", "hot3d", "ho3d", "synthetic")  # unihand.eval.evaluate.DATASETS
+CAMERA_PRESET_NAMES = ("aria", "gopro", "phone", "phone_portrait", "webcam")  # unihand.data.synthetic.camera
+ACTIVITY_NAMES = ("grasp", "gestures", "taps", "counting", "wrist_turn", "single_fingers", "snap")  # motion.ACTIVITIES
+TRAIN_SEED = 0  # unihand.data.synthetic.world.TRAIN_SEED
 
 
 def check_sampling_flags(args: argparse.Namespace) -> None:

@@ -7,10 +7,7 @@ import logging
 import time
 from pathlib import Path
 
-import numpy as np
-
-from unihand.data.io import Conditions, Motion
-from unihand.diffusion.sampling import SCHEDULERS
+from unihand.cli.flags import SCHEDULER_NAMES
 from unihand.errors import UserError
 
 #: Longest unconditional sample (an hour at 30 fps is ~110 k frames; beyond it a typo is likelier).
@@ -21,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "generate", help="generate a motion from a conditions file (or unconditionally)",
         description="Generate a MANO motion from any mix of 2D keypoints, 3D keypoints and MANO parameters "
-        "with per-frame masks (docs/design.md §7 conditions file); without COND, sample unconditionally.",
+        "with per-frame masks (a conditions file, see docs/formats.md; unihand synth writes some); without COND, "
+        "sample unconditionally.",
     )
     p.add_argument("conditions", nargs="?", help="conditions .npz (kp2d/kp3d/mano + masks, K, image_size, fps, is_right)")
     p.add_argument("-o", "--output", required=True, help="motion .npz to write")
@@ -33,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num-samples", type=int, default=1, metavar="N",
                    help="N stochastic samples from one batched pass, written as OUTPUT_0.npz ... (default 1)")
-    p.add_argument("--scheduler", choices=SCHEDULERS, default="ddim",
+    p.add_argument("--scheduler", choices=SCHEDULER_NAMES, default="ddim",
                    help="sampling scheduler (ddim: the paper's; dpm: DPM-Solver++, as accurate in 5-10 steps; euler)")
     p.add_argument("--refine", choices=("on", "off"), default="on",
                    help="refine the sample against every given condition: reprojection, 3D keypoints, given "
@@ -49,8 +47,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    import numpy as np
     import torch
 
+    from unihand.data.io import Conditions, Motion
     from unihand.files import check_target
     from unihand.cli.flags import check_model_flags, check_positive, check_sampling_flags
     from unihand.pipeline import UniHandPipeline
@@ -82,7 +82,7 @@ def main(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     motions = pipe(cond, num_samples=args.num_samples, num_inference_steps=args.steps, guidance_scale=args.cfg_scale,
                    generator=torch.Generator().manual_seed(args.seed), num_frames=args.frames, first_frame=first,
-                   refine=args.refine == "on")
+                   refine=args.refine == "on", progress=None).motions
     took = time.perf_counter() - t0
     for motion, target in zip(motions, outputs):
         if cond is not None and cond.K is not None and cond.image_size is not None:

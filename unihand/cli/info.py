@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from unihand.config import model_config
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help="show a preset's or checkpoint's size per module")
@@ -32,13 +30,14 @@ def parameter_table(model) -> list[tuple[str, int]]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from unihand.pipeline import UniHand
+    from unihand.config import model_config
+    from unihand.models.unihand_model import UniHandModel
 
     if args.checkpoint:
-        model = UniHand.from_pretrained(args.checkpoint)
+        model = UniHandModel.from_pretrained(args.checkpoint)
         title = args.checkpoint
     else:
-        model = UniHand(model_config(args.preset))
+        model = UniHandModel(model_config(args.preset))
         title = f"preset '{args.preset}'"
     cfg = model.cfg
     print(f"UniHand {title}: VAE d={cfg.vae.d_model} layers={cfg.vae.layers} heads={cfg.vae.heads} "

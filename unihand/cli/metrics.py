@@ -10,10 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from unihand.data.io import check_array, load_npz
-from unihand.hand.joints import MANO_SLICES
 from unihand.errors import UserError
-from unihand.eval.metrics import evaluate_motion
 
 DEFAULT_FPS = 30.0
 #: JSON key -> (table label, unit).
@@ -48,6 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _load(path: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """The raw arrays of a motion file and its validated float64 joints (and vertices when present)."""
+    from unihand.data.io import check_array, load_npz
+    from unihand.hand.joints import MANO_SLICES
+
     raw = load_npz(path)
     if "joints" not in raw:
         if all(k in raw for k in MANO_SLICES):
@@ -66,6 +66,8 @@ def _load(path: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
 
 def _gt_extras(path: Path, raw: dict[str, np.ndarray], n: int) -> tuple[float | None, np.ndarray | None]:
     """fps (None when absent) and the optional occlusion (N,) of the GT file, validated."""
+    from unihand.data.io import check_array
+
     fps = None
     if "fps" in raw:
         value = np.asarray(raw["fps"])
@@ -97,6 +99,8 @@ def _table(result: dict[str, Any], n: int, fps: float) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from unihand.eval.metrics import evaluate_motion
+
     _, pred = _load(args.pred)
     gt_raw, gt = _load(args.gt)
     n = gt["joints"].shape[0]

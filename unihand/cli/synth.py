@@ -4,7 +4,7 @@ Layout of ``--out DIR``::
 
     DIR/synth.json                 what was generated (seed, count, frames, size, version)
     DIR/seq_00000/motion.npz       GT Motion (canonical frame) + extras (T_cano_from_cam, joints_cam, occlusion, ...)
-    DIR/seq_00000/conditions.npz   Conditions (kp2d / kp3d / mano with masks) + extras (occlusion, ...)
+    DIR/seq_00000/conditions.npz   Conditions (kp2d / kp3d / mano with masks; --conditions keeps some) + extras
     DIR/seq_00000/frames.mp4       H.264 video of the rendered frames (--render or --preview)
     DIR/seq_00000/frames.npz       lossless uint8 frames (N, S, S, 3) (--lossless)
     DIR/preview.png                contact sheet (--preview)
@@ -16,23 +16,26 @@ machine. Every file is written atomically.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from unihand.data.io import save_npz
-from unihand.files import atomic_write
-from unihand.data.synthetic.camera import CAMERA_PRESETS
-from unihand.data.synthetic.motion import ACTIVITIES
-from unihand.data.synthetic.world import TRAIN_SEED, SynthConfig, SyntheticSequence, SyntheticWorld
+from unihand.cli.flags import ACTIVITY_NAMES, CAMERA_PRESET_NAMES, TRAIN_SEED
 from unihand.errors import UserError
-from unihand.viz.video import write_mp4
+from unihand.files import atomic_write
+
+if TYPE_CHECKING:
+    from unihand.data.synthetic.world import SyntheticSequence
 
 PREVIEW_ROWS = 6
 PREVIEW_COLUMNS = 6
 _CHUNK = 32
+#: --conditions names -> the Conditions modality they keep.
+MODALITIES = {"2d": "kp2d", "3d": "kp3d", "mano": "mano"}
 
 
 def preview_rows(seqs: list[SyntheticSequence], frames: list[np.ndarray], columns: int = PREVIEW_COLUMNS) -> list:
@@ -59,9 +62,28 @@ def preview_rows(seqs: list[SyntheticSequence], frames: list[np.ndarray], column
     return rows
 
 
-def write_sequence(seq_dir: Path, seq: SyntheticSequence, frames: np.ndarray | None, lossless: bool) -> None:
+def parse_modalities(text: str) -> list[str]:
+    """``--conditions 2d,3d`` -> the Conditions modalities kept (kp2d, kp3d); one-line error otherwise."""
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [n for n in names if n not in MODALITIES]
+    if bad or not names:
+        raise UserError(f"--conditions {text!r}: expected a comma-separated subset of {', '.join(MODALITIES)}")
+    return [MODALITIES[n] for n in names]
+
+
+def write_sequence(seq_dir: Path, seq: SyntheticSequence, frames: np.ndarray | None, lossless: bool,
+                   keep: list[str] | None = None) -> None:
+    """The sequence's files; ``keep``: the condition modalities written (None: all)."""
+    from unihand.data.io import save_npz
+    from unihand.viz.video import write_mp4
+
     seq.motion.save(seq_dir / "motion.npz")
-    seq.conditions.save(seq_dir / "conditions.npz")
+    cond = seq.conditions
+    dropped = [m for m in MODALITIES.values() if keep is not None and m not in keep]
+    if dropped:
+        cond = dataclasses.replace(cond, **{f: None for m in dropped for f in (m, f"{m}_mask")},
+                                   **({"kp2d_conf": None} if "kp2d" in dropped else {}))
+    cond.save(seq_dir / "conditions.npz")
     if frames is not None:
         write_mp4(seq_dir / "frames.mp4", frames, seq.motion.fps)
         if lossless:
@@ -69,6 +91,9 @@ def write_sequence(seq_dir: Path, seq: SyntheticSequence, frames: np.ndarray | N
 
 
 def run(args: argparse.Namespace) -> int:
+    from unihand.data.synthetic.world import SynthConfig, SyntheticWorld
+
+    keep = parse_modalities(args.conditions)
     if args.num < 1:
         raise UserError(f"--num must be at least 1, got {args.num}")
     if args.frames < 2:
@@ -88,25 +113,25 @@ def run(args: argparse.Namespace) -> int:
     meta = {
         "generator": "unihand synth", "seed": args.seed, "start": args.start, "num": args.num, "frames": args.frames,
         "fps": config.fps, "render": render, "size": args.size if render else None, "camera": args.camera,
-        "activity": args.activity, "lossless": args.lossless,
+        "activity": args.activity, "lossless": args.lossless, "conditions": keep,
     }
     atomic_write(out / "synth.json", lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2) + "\n"), suffix=".json")
 
-    from tqdm import tqdm
+    from unihand.progress import Progress
 
     t0 = time.perf_counter()
     shown: list[SyntheticSequence] = []
     shown_frames: list[np.ndarray] = []
     indices = np.arange(args.start, args.start + args.num)
-    with tqdm(total=args.num, unit="seq", desc="synth", disable=None) as bar:
+    with Progress(args.num, "synth", "sequence", summary=False) as bar:  # the last line says what was written
         for lo in range(0, args.num, _CHUNK):
             for seq in world.sequences(indices[lo:lo + _CHUNK]):
                 frames = seq.render(args.size) if render else None
-                write_sequence(out / f"seq_{seq.index - args.start:05d}", seq, frames, args.lossless)
+                write_sequence(out / f"seq_{seq.index - args.start:05d}", seq, frames, args.lossless, keep)
                 if args.preview and len(shown) < PREVIEW_ROWS:
                     shown.append(seq)
                     shown_frames.append(frames)
-                bar.update(1)
+                bar.update()
     msg = f"wrote {args.num} sequences x {args.frames} frames to {out}"
     if render:
         msg += f" (frames {args.size}x{args.size}: frames.mp4{' + frames.npz' if args.lossless else ''})"
@@ -123,8 +148,10 @@ def run(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "synth", help="write a synthetic 4D hand dataset (motions, conditions, rendered frames, preview)",
-        description="Write a synthetic 4D hand dataset (and a contact-sheet preview). Sequence k is "
-        "SyntheticWorld(seed).sequence(start + k): training uses seed 0, test sets seeds >= 1000.",
+        description="Write a synthetic 4D hand dataset: per sequence the true motion, the conditions (noisy 2D "
+        "keypoints, 3D keypoints, MANO) and optionally rendered frames, plus a contact-sheet preview. Sequence k is "
+        "the same on every machine: index --start + k of the stream --seed (training uses seed 0, the test sets "
+        "seeds from 1000 on).",
     )
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--num", type=int, default=8, help="number of sequences (default 8)")
@@ -138,6 +165,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--preview", action="store_true",
                    help=f"render and write DIR/preview.png: {PREVIEW_COLUMNS} frames of the first {PREVIEW_ROWS} "
                    "sequences with their 2D keypoints (implies --render)")
-    p.add_argument("--camera", choices=sorted(CAMERA_PRESETS), default=None, help="use one camera preset only")
-    p.add_argument("--activity", choices=list(ACTIVITIES), default=None, help="use one hand activity only")
+    p.add_argument("--camera", choices=CAMERA_PRESET_NAMES, default=None, help="use one camera preset only")
+    p.add_argument("--activity", choices=ACTIVITY_NAMES, default=None, help="use one hand activity only")
+    p.add_argument("--conditions", default="2d,3d,mano", metavar="LIST",
+                   help="the conditions written to conditions.npz, a comma-separated subset of 2d (noisy 2D "
+                        "keypoints, as a detector gives), 3d and mano (default: all three); motion.npz always holds "
+                        "the true motion")
     p.set_defaults(func=run)

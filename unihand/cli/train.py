@@ -1,5 +1,6 @@
 """``unihand train vae|diffusion|backbone``: two-stage training from a YAML config (a file, or one of the
-configs in the package: ``--config vae_small``) plus ``--set`` overrides (:mod:`unihand.train.run`)."""
+configs in the package: ``--config vae_small``) plus ``--set`` overrides (:mod:`unihand.train.run`).
+Needs the ``train`` extra (Lightning, TensorBoard)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,18 @@ import argparse
 import logging
 from pathlib import Path
 
-from unihand.train.run import resolve_config, run
+from unihand.errors import require
 
 log = logging.getLogger("unihand")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train the joint VAE, the latent diffusion model or the small vision backbone",
-                       description=__doc__.split("(")[0].strip())
+    p = sub.add_parser(
+        "train", help="train the joint VAE, the latent diffusion model or the small vision backbone",
+        description="Train one stage from a YAML config (a file of yours or a packaged config, e.g. --config "
+        "vae_small) with --set overrides: the joint VAE first, then the latent diffusion model (or stage 0, the "
+        "small vision backbone). Rerun with the same --out to resume. Needs the train extra: "
+        "pip install 'unihand[train]'.")
     p.add_argument("stage", choices=["vae", "diffusion", "backbone"])
     p.add_argument("--config", help="YAML config: a file or a packaged config (vae_small, diffusion_small, vae_paper, "
                    "diffusion_paper, backbone_small, vision_small)")
@@ -45,6 +50,10 @@ def _setup_logging() -> None:
 
 def main(args: argparse.Namespace) -> int:
     import warnings
+
+    for module in ("lightning", "tensorboard"):
+        require(module, "train", "unihand train")
+    from unihand.train.run import resolve_config, run
 
     _setup_logging()
     # Lightning's own use of a deprecated torch API, once per run: not the user's concern

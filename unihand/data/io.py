@@ -35,7 +35,7 @@ def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
     try:
         if not zipfile.is_zipfile(path):
             raise UserError(f"{path}: not an .npz file (an .npz is a zip archive of arrays, as numpy.savez writes)")
-        with np.load(path, allow_pickle=False) as data:
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:  # closed even when damaged
             return {k: data[k] for k in data.files}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as err:
         raise UserError(f"{path}: not a readable .npz file ({err.__class__.__name__}: {err})") from None

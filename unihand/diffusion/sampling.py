@@ -12,7 +12,10 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
-from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
+# DDIM and DDPM by module: diffusers' DPM-Solver and Euler modules import scipy.stats (a second of start-up),
+# so they are imported when asked for.
+from diffusers.schedulers.scheduling_ddim import DDIMScheduler
+from diffusers.schedulers.scheduling_ddpm import DDPMScheduler
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from torch import Tensor
 
@@ -49,8 +52,12 @@ def sample_scheduler(cfg: DiffusionConfig, kind: str = "ddim") -> SchedulerMixin
     if kind == "ddim":
         return DDIMScheduler(**common, clip_sample=False, set_alpha_to_one=True)
     if kind == "dpm":
+        from diffusers.schedulers.scheduling_dpmsolver_multistep import DPMSolverMultistepScheduler
+
         return DPMSolverMultistepScheduler(**common, algorithm_type="dpmsolver++", solver_order=2)
     if kind == "euler":
+        from diffusers.schedulers.scheduling_euler_discrete import EulerDiscreteScheduler
+
         return EulerDiscreteScheduler(**common)
     raise ValueError(f"unknown scheduler {kind!r} (choose from {', '.join(SCHEDULERS)})")
 

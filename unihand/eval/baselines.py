@@ -1,11 +1,11 @@
-"""Baselines the generation benchmark compares against (issue 3).
+"""Baselines the generation benchmark compares against.
 
 - per-frame: the same trained network without temporal context — every frame is generated on
   its own (its conditions repeated over one decoder segment); frames with no signal get an
   unconditional sample, which is all a per-frame method can do for them.
 - linear interpolation: known frames' MANO parameters interpolated over the missing ones
   (rotations by spherical interpolation, the rest linearly; ends held constant).
-- per-frame PnP (issue 11, the real-video baseline): the detector's hand-centred metric 3D
+- per-frame PnP (the real-video baseline): the detector's hand-centred metric 3D
   landmarks (MediaPipe's world landmarks) placed in the camera by ``cv2.solvePnP`` (SQPnP) against
   its own 2D landmarks, frame by frame; optionally Savitzky-Golay smoothed over time.
 """

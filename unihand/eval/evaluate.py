@@ -20,6 +20,7 @@ from typing import Any, Callable, Sequence
 
 import cv2
 import numpy as np
+import torch
 
 from unihand.data.datasets.common import Track, canonical_window
 from unihand.data.datasets.ho3d import write_submission
@@ -90,9 +91,9 @@ def track_frames(track: Track) -> np.ndarray:
     return np.stack([cv2.resize(im, size, interpolation=cv2.INTER_AREA) for im in images])
 
 
-def model_predictor(model: Any, *, steps: int | None = None, cfg_scale: float | None = None, seed: int = 0,
+def model_predictor(pipe: Any, *, steps: int | None = None, cfg_scale: float | None = None, seed: int = 0,
                     refine: bool = True) -> Predictor:
-    """Predictor running ``model.generate`` (a :class:`unihand.pipeline.UniHand`) on a track."""
+    """Predictor running a :class:`unihand.pipeline.UniHandPipeline` on a track (generator seeded with ``seed``)."""
 
     def predict(track: Track, conditions: Sequence[str]) -> Prediction:
         structured = [c for c in conditions if c != "vision"]
@@ -100,8 +101,9 @@ def model_predictor(model: Any, *, steps: int | None = None, cfg_scale: float | 
         extra = {"frames": track_frames(track)} if "vision" in conditions else {}
         if track.T_world_from_cam is not None:  # a moving camera: the 2D term through each frame's camera
             extra["camera_poses"] = rigid_inverse(track.T_world_from_cam[0]) @ track.T_world_from_cam
-        motion = model.generate(cond if structured else None, num_frames=track.num_frames, steps=steps,
-                                cfg_scale=cfg_scale, seed=seed, refine=refine, **extra)
+        motion = pipe(cond if structured else None, num_frames=track.num_frames, num_inference_steps=steps,
+                      guidance_scale=cfg_scale, generator=torch.Generator().manual_seed(seed), refine=refine,
+                      **extra).motions[0]
         return Prediction(np.asarray(motion.joints, np.float64),
                           None if motion.vertices is None else np.asarray(motion.vertices, np.float64))
 

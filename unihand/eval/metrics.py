@@ -18,6 +18,8 @@ Definitions (joints ``(N, J, 3)``, one sequence of N frames):
 - AccEr: second finite differences ``x[t-1] - 2 x[t] + x[t+1]`` of predicted and GT joints on the
   N - 2 interior frames, mean over those frames and joints of the norm of their difference, times
   ``fps**2`` (m/s^2), on the predictions as given (not aligned). Undefined (None) for N < 3.
+- Camera paths (:func:`camera_errors`): per-frame rotation error (degrees) and position error (cm)
+  of estimated T_cano_from_cam against the true ones.
 
 Breakdowns. Occlusion buckets ``0-25``, ``25-50``, ``50-75``, ``75-100`` (%) are lower-inclusive:
 ``[0, .25)``, ``[.25, .5)``, ``[.5, .75)`` and ``[.75, 1]`` (1.0 falls in the last). Missing frames
@@ -181,7 +183,7 @@ def window_join_ratio(joints: np.ndarray, fps: float, window: int, overlap: int,
     """Seams of windowed generation: the largest joint acceleration within ``radius`` frames of a window
     join (where one window's overlap starts and where it ends) over the 95th percentile elsewhere.
 
-    Windows as :meth:`unihand.pipeline.UniHand.generate` lays them out (``window`` frames, each next one
+    Windows as :class:`unihand.pipeline.UniHandPipeline` lays them out (``window`` frames, each next one
     ``window - overlap`` later, the last one flush with the end); the per-frame acceleration is the
     largest over the joints. 1 or less: joins are no rougher than the rest. With ``reference`` (the true
     joints) the acceleration *error* is used instead, so a fast true movement that happens to fall on a
@@ -201,6 +203,25 @@ def window_join_ratio(joints: np.ndarray, fps: float, window: int, overlap: int,
              for f in range(j - radius, j + radius + 1)}
     at = np.isin(np.arange(1, n - 1), sorted(joins))
     return float(acc[at].max() / np.percentile(acc[~at], 95))
+
+
+def rotation_errors_deg(T_a: np.ndarray, T_b: np.ndarray) -> np.ndarray:
+    """Per frame, the angle (degrees) between the rotations of two pose sequences (N, 4, 4) or (N, 3, 3)."""
+    R = np.einsum("nji,njk->nik", np.asarray(T_a)[:, :3, :3], np.asarray(T_b)[:, :3, :3])
+    return np.degrees(np.arccos(np.clip((np.trace(R, axis1=1, axis2=2) - 1) / 2, -1.0, 1.0)))
+
+
+def camera_errors(T_est: np.ndarray, T_true: np.ndarray) -> dict[str, float]:
+    """An estimated camera path (N, 4, 4) T_cano_from_cam in metres against the true one: rotation error
+    (degrees, mean and max over frames), position error (cm, as estimated: the metric scale included),
+    and the true path's largest rotation and travel from the first frame, for scale."""
+    T_est, T_true = np.asarray(T_est, np.float64), np.asarray(T_true, np.float64)
+    rot = rotation_errors_deg(T_est, T_true)
+    pos = 100 * np.linalg.norm(T_est[:, :3, 3] - T_true[:, :3, 3], axis=1)
+    return {"rotation_mean_deg": float(rot.mean()), "rotation_max_deg": float(rot.max()),
+            "position_mean_cm": float(pos.mean()), "position_max_cm": float(pos.max()),
+            "true_rotation_max_deg": float(rotation_errors_deg(np.broadcast_to(np.eye(4), T_true.shape), T_true).max()),
+            "true_travel_cm": float(100 * np.linalg.norm(T_true[:, :3, 3] - T_true[:1, :3, 3], axis=1).max())}
 
 
 def bone_lengths(joints: np.ndarray) -> np.ndarray:

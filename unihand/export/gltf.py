@@ -1,4 +1,6 @@
-"""One animated binary glTF (``.glb``) of a mesh sequence, written with numpy alone.
+"""One animated binary glTF (``.glb``) of a mesh sequence, written with numpy alone: trimesh's glTF
+exporter writes static scenes only (no animations), and pygltflib would only hold the same buffers
+and accessors built here.
 
 Layout (glTF 2.0, one file, readable by Blender, three.js / model-viewer, trimesh, pygltflib):
 

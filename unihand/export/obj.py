@@ -1,4 +1,4 @@
-"""Wavefront OBJ export: one ``.obj`` per frame in a folder (``frame_00000.obj``, ...).
+"""Wavefront OBJ export: one ``.obj`` per frame in a folder (``frame_00000.obj``, ...), written by trimesh.
 
 Each file holds that frame's vertices (``v x y z``, metres, 6 decimals, in the motion's
 canonical OpenCV frame, so they equal the motion's ``vertices`` for MANO) and the triangles
@@ -8,7 +8,6 @@ final name and renamed into place (an earlier folder of that name is replaced wh
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import tempfile
@@ -20,13 +19,13 @@ from unihand.files import current_umask
 
 
 def obj_text(vertices: np.ndarray, faces: np.ndarray, header: str = "") -> str:
-    """OBJ text of one frame: ``vertices`` (V, 3), ``faces`` (F, 3) 0-based."""
-    buf = io.StringIO()
-    for line in header.splitlines():
-        buf.write(f"# {line}\n")
-    np.savetxt(buf, np.asarray(vertices, np.float64), fmt="v %.6f %.6f %.6f")
-    np.savetxt(buf, np.asarray(faces, np.int64) + 1, fmt="f %d %d %d")
-    return buf.getvalue()
+    """OBJ text of one frame: ``vertices`` (V, 3), ``faces`` (F, 3) 0-based; ``header`` one comment line."""
+    import trimesh
+    from trimesh.exchange.obj import export_obj
+
+    mesh = trimesh.Trimesh(np.asarray(vertices, np.float64), np.asarray(faces, np.int64), process=False)
+    return export_obj(mesh, include_normals=False, include_color=False, include_texture=False, digits=6,
+                      header=" ".join(header.split()) or None)
 
 
 def write_obj_folder(path: str | os.PathLike, vertices: np.ndarray, faces: np.ndarray, header: str = "") -> Path:
@@ -43,7 +42,7 @@ def write_obj_folder(path: str | os.PathLike, vertices: np.ndarray, faces: np.nd
     old = None
     try:
         for k in range(v.shape[0]):
-            (tmp / f"frame_{k:05d}.obj").write_text(obj_text(v[k], f, f"{header}\nframe {k}".strip()))
+            (tmp / f"frame_{k:05d}.obj").write_text(obj_text(v[k], f, f"{header}, frame {k}".strip(", ")))
         umask = current_umask()
         os.chmod(tmp, 0o777 & ~umask)
         for p in tmp.iterdir():

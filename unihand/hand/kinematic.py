@@ -111,12 +111,48 @@ _TIP_SLOT = {tip: 16 + f for f, tip in enumerate(TIP_OF_FINGER)}
 _TO_OPENPOSE = tuple(_TIP_SLOT.get(i, i) for i in MANO_TO_OPENPOSE)
 
 
-class KinematicHand(nn.Module):
-    """Joints-only hand with MANO's tree, parameters and rest conventions; see the module doc.
+class HandModel(nn.Module):
+    """What MANO-style hand models share: MANO's parameters in, :class:`HandOutput` out.
 
     ``forward`` takes tensors with any (broadcastable) leading dims; dtype and device follow the
-    first parameter given (the module's buffers when none is).
+    first parameter given (the model's :meth:`reference` buffer when none is). Subclasses implement
+    ``forward_rotations(rotations, betas, transl)``, the model from local rotation matrices.
     """
+
+    def reference(self) -> torch.Tensor:
+        """A buffer whose dtype and device the outputs take when no parameter is given."""
+        raise NotImplementedError
+
+    def forward(
+        self,
+        global_orient: torch.Tensor | None = None,
+        hand_pose: torch.Tensor | None = None,
+        betas: torch.Tensor | None = None,
+        transl: torch.Tensor | None = None,
+    ) -> HandOutput:
+        """``global_orient`` (..., 3), ``hand_pose`` (..., 45) axis-angle (flat-hand mean), ``betas``
+        (..., 10), ``transl`` (..., 3); any may be ``None`` (zeros)."""
+        like, lead = batch_spec(global_orient, hand_pose, betas, transl, default=self.reference())
+        return self.forward_rotations(pose_rotmats(global_orient, hand_pose, like, lead), betas, transl)
+
+    def forward_rotations(
+        self, rotations: torch.Tensor, betas: torch.Tensor | None = None, transl: torch.Tensor | None = None,
+    ) -> HandOutput:
+        raise NotImplementedError
+
+
+def rotation_batch(
+    rotations: torch.Tensor, betas: torch.Tensor | None, transl: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Size, torch.Tensor]:
+    """(0-d tensor of the rotations' dtype and device, broadcast leading shape, rotations (..., 16, 3, 3)
+    expanded to it) for ``forward_rotations``."""
+    like = torch.zeros((), dtype=rotations.dtype, device=rotations.device)
+    lead = torch.broadcast_shapes(rotations.shape[:-3], *(t.shape[:-1] for t in (betas, transl) if t is not None))
+    return like, lead, rotations.expand(*lead, 16, 3, 3)
+
+
+class KinematicHand(HandModel):
+    """Joints-only hand with MANO's tree, parameters and rest conventions; see the module doc."""
 
     kind = "kinematic"
     faces = None
@@ -146,25 +182,14 @@ class KinematicHand(nn.Module):
         scale = 1.0 + betas.to(like) @ self.beta_basis.to(like).T  # (..., 21)
         return rest * scale[..., None]
 
-    def forward(
-        self,
-        global_orient: torch.Tensor | None = None,
-        hand_pose: torch.Tensor | None = None,
-        betas: torch.Tensor | None = None,
-        transl: torch.Tensor | None = None,
-    ) -> HandOutput:
-        """Forward kinematics: ``global_orient`` (..., 3), ``hand_pose`` (..., 45) axis-angle,
-        ``betas`` (..., 10), ``transl`` (..., 3); any may be ``None`` (zeros)."""
-        like, lead = batch_spec(global_orient, hand_pose, betas, transl, default=self.rest_offsets)
-        return self.forward_rotations(pose_rotmats(global_orient, hand_pose, like, lead), betas, transl)
+    def reference(self) -> torch.Tensor:
+        return self.rest_offsets
 
     def forward_rotations(
         self, rotations: torch.Tensor, betas: torch.Tensor | None = None, transl: torch.Tensor | None = None,
     ) -> HandOutput:
         """Forward kinematics from local rotation matrices (..., 16, 3, 3) (row 0: global orientation)."""
-        like = torch.zeros((), dtype=rotations.dtype, device=rotations.device)
-        lead = torch.broadcast_shapes(rotations.shape[:-3], *(t.shape[:-1] for t in (betas, transl) if t is not None))
-        rot = rotations.expand(*lead, 16, 3, 3)
+        like, lead, rot = rotation_batch(rotations, betas, transl)
         off = self.offsets(betas, like).expand(*lead, 21, 3)
         root = off[..., 0, :] if transl is None else off[..., 0, :] + transl.to(like)
         rot_glob, joints16 = forward_kinematics(rot, off[..., :16, :], root)

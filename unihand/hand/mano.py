@@ -20,11 +20,10 @@ from typing import Any
 import numpy as np
 import scipy.sparse
 import torch
-from torch import nn
 
 from unihand.errors import UserError
 from unihand.hand.joints import FINGERTIP_VERTEX_IDS, MANO_PARENTS, MANO_TO_OPENPOSE
-from unihand.hand.kinematic import batch_spec, forward_kinematics, pose_rotmats
+from unihand.hand.kinematic import HandModel, forward_kinematics, rotation_batch
 from unihand.hand.output import HandOutput
 
 MANO_URL = "https://mano.is.tue.mpg.de"
@@ -215,7 +214,7 @@ def full_to_pca(
     return centred @ torch.linalg.pinv(comps)
 
 
-class ManoHand(nn.Module):
+class ManoHand(HandModel):
     """MANO with linear blend skinning and pose blend shapes (778 vertices, 21 joints).
 
     Parameters and output as :class:`unihand.hand.kinematic.KinematicHand`; build with
@@ -260,25 +259,14 @@ class ManoHand(nn.Module):
         like = betas if betas is not None else self.v_template
         return self._shaped(betas, like)[1][..., 0, :]
 
-    def forward(
-        self,
-        global_orient: torch.Tensor | None = None,
-        hand_pose: torch.Tensor | None = None,
-        betas: torch.Tensor | None = None,
-        transl: torch.Tensor | None = None,
-    ) -> HandOutput:
-        """LBS: ``global_orient`` (..., 3), ``hand_pose`` (..., 45) axis-angle (flat-hand mean),
-        ``betas`` (..., 10), ``transl`` (..., 3); any may be ``None`` (zeros)."""
-        like, lead = batch_spec(global_orient, hand_pose, betas, transl, default=self.v_template)
-        return self.forward_rotations(pose_rotmats(global_orient, hand_pose, like, lead), betas, transl)
+    def reference(self) -> torch.Tensor:
+        return self.v_template
 
     def forward_rotations(
         self, rotations: torch.Tensor, betas: torch.Tensor | None = None, transl: torch.Tensor | None = None,
     ) -> HandOutput:
         """LBS from local rotation matrices (..., 16, 3, 3) (row 0: global orientation)."""
-        like = torch.zeros((), dtype=rotations.dtype, device=rotations.device)
-        lead = torch.broadcast_shapes(rotations.shape[:-3], *(t.shape[:-1] for t in (betas, transl) if t is not None))
-        rot = rotations.expand(*lead, 16, 3, 3)
+        like, lead, rot = rotation_batch(rotations, betas, transl)
         v_shaped, rest = self._shaped(betas, like)
         v_shaped, rest = v_shaped.expand(*lead, NUM_VERTICES, 3), rest.expand(*lead, 16, 3)
 

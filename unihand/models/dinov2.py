@@ -12,7 +12,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from unihand.errors import UserError
+from unihand.errors import UserError, require
 from unihand.models.backbones import VisionBackbone
 
 #: Architecture of the released DINOv2 checkpoints (``facebook/dinov2-<size>`` on the Hugging Face hub).
@@ -107,6 +107,7 @@ def load_dinov2(
     """
     if size not in DINOV2_SIZES:
         raise UserError(f"unknown DINOv2 size '{size}'; choose one of {', '.join(DINOV2_SIZES)}")
+    require("transformers", "depth", "a DINOv2 vision backbone")
     from transformers import AutoConfig, AutoModel, Dinov2Config
 
     name = f"dinov2-{size}"

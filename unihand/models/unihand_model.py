@@ -61,7 +61,7 @@ def resolve_checkpoint(path: str | Path | None) -> Path:
     local = Path(path)
     if local.exists() or str(path).count("/") != 1 or str(path).startswith((".", "/", "~")):
         return local
-    from huggingface_hub import snapshot_download  # a dependency of transformers
+    from huggingface_hub import snapshot_download  # a dependency of diffusers
     from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
 
     try:

@@ -12,12 +12,18 @@
 
 Covers estimation from 2D keypoints, lifting 3D keypoints, infilling and editing (any mix of
 modalities with per-frame masks) and unconditional sampling, for any length; ``num_samples``
-stochastic samples come from one batched pass per window.
+stochastic samples come from one batched pass per window. A call returns a
+:class:`UniHandPipelineOutput` (``.motions``, as diffusers' pipeline outputs);
+``save_pretrained`` / ``from_pretrained`` round-trip the model, the scheduler and the refinement
+settings; ``.to(device)`` moves the networks.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
+from dataclasses import dataclass
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import Callable
@@ -25,14 +31,17 @@ from typing import Callable
 import numpy as np
 import torch
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
+from diffusers.utils import BaseOutput
 from torch import nn
 
+from unihand.config import typed
 from unihand.data.io import Conditions, Motion
 from unihand.diffusion.sampling import SCHEDULERS, sample_scheduler
 from unihand.errors import UserError
+from unihand.files import atomic_write
 from unihand.geometry.canonical import check_camera_poses
 from unihand.hand import load_hand_model
-from unihand.models.unihand_model import UniHandModel
+from unihand.models.unihand_model import CONFIG_NAME, UniHandModel, check_device, resolve_checkpoint
 from unihand.pipeline.checks import check_other_hand, check_sampling, check_scale
 from unihand.pipeline.conditions import condition_arrays, frame_arrays
 from unihand.pipeline.kinematics import to_motion
@@ -42,6 +51,18 @@ from unihand.refine.objective import RefineConfig
 from unihand.refine.refiner import Refiner
 
 log = logging.getLogger("unihand")
+
+#: ``save_pretrained`` layout beside the model's config.json + model.safetensors (diffusers' names).
+SCHEDULER_FOLDER, SCHEDULER_CONFIG = "scheduler", "scheduler_config.json"
+REFINE_KEY = "refine"  # the refinement settings, in the model's config.json
+
+
+@dataclass
+class UniHandPipelineOutput(BaseOutput):
+    """What a :class:`UniHandPipeline` call returns: ``motions``, one :class:`~unihand.data.io.Motion` per
+    sample. Like diffusers' outputs: ``out.motions``, ``out["motions"]``, ``out[0]``, ``out.to_tuple()``."""
+
+    motions: list[Motion]
 
 
 def make_scheduler(model: UniHandModel, scheduler: str | SchedulerMixin = "ddim") -> SchedulerMixin:
@@ -68,14 +89,44 @@ class UniHandPipeline:
     @classmethod
     def from_pretrained(
         cls, path: str | Path | None = None, *, device: str | torch.device = "cpu", mano_dir: str | None = None,
-        backbone_path: str | None = None, quantize: str | None = None, scheduler: str | SchedulerMixin = "ddim",
+        backbone_path: str | None = None, quantize: str | None = None, scheduler: str | SchedulerMixin | None = None,
         refine_config: RefineConfig | None = None,
     ) -> "UniHandPipeline":
-        """The pipeline of a checkpoint (``None``: the shipped small model; see :meth:`UniHandModel.from_pretrained`)."""
+        """The pipeline of a checkpoint (``None``: the shipped small model; see :meth:`UniHandModel.from_pretrained`).
+
+        A folder written by :meth:`save_pretrained` brings its scheduler and refinement settings back;
+        ``scheduler`` (a name of :data:`~unihand.diffusion.sampling.SCHEDULERS` or a diffusers scheduler) and
+        ``refine_config`` replace them (default otherwise: DDIM and :class:`RefineConfig`'s defaults)."""
         model = UniHandModel.from_pretrained(path, device=device, mano_dir=mano_dir, backbone_path=backbone_path,
                                              quantize=quantize)
+        folder = resolve_checkpoint(path)
+        if scheduler is None:
+            scheduler = _saved_scheduler(folder / SCHEDULER_FOLDER, model) or "ddim"
+        if refine_config is None and REFINE_KEY in model.meta:
+            refine_config = typed(RefineConfig, model.meta[REFINE_KEY], f"{folder / CONFIG_NAME}: {REFINE_KEY}")
         hand = partial(_hand, mano_dir)
         return cls(model, scheduler, hand, Refiner(hand(True), refine_config))
+
+    def save_pretrained(self, path: str | Path) -> Path:
+        """Write the pipeline as a folder ``from_pretrained`` reads: the model (``config.json`` +
+        ``model.safetensors``, with the refinement settings in the config) and ``scheduler/``."""
+        path = Path(path)
+        kept = {k: v for k, v in self.model.meta.items() if k not in ("format_version", "stage", "model")}
+        self.model.save_pretrained(path, extra={**kept, REFINE_KEY: dataclasses.asdict(self.refiner.config)})
+        folder = path / SCHEDULER_FOLDER
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write(folder / SCHEDULER_CONFIG, lambda tmp: Path(tmp).write_text(self.scheduler.to_json_string()))
+        return path
+
+    def to(self, device: str | torch.device) -> "UniHandPipeline":
+        """Move the networks to ``device`` (the refinement runs on the CPU in float64 either way); returns self."""
+        self.model.to(check_device(device))
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        """Where the networks are."""
+        return self.model.denoiser.latent_scale.device
 
     @torch.no_grad()
     def __call__(
@@ -96,8 +147,9 @@ class UniHandPipeline:
         camera_poses: np.ndarray | None = None,
         camera_scale: float | str = 1.0,
         other_hand: np.ndarray | None = None,
-        progress: bool = False,
-    ) -> list[Motion]:
+        progress: bool | None = False,
+        return_dict: bool = True,
+    ) -> UniHandPipelineOutput | tuple[list[Motion]]:
         """``num_samples`` motions for ``conditions`` (None: unconditional, ``num_frames`` long).
 
         ``num_inference_steps`` / ``guidance_scale``: the checkpoint's (10, 2) unless given;
@@ -108,7 +160,9 @@ class UniHandPipeline:
         ``camera_scale`` or up to scale (``"fit"``: fitted to the hands by the refiner); each motion's
         ``extra["T_cano_from_cam"]`` holds them in metres. ``other_hand`` (N, 21, 3): the other hand of the
         same person in the same canonical frame (NaN where unknown); where this hand is unobserved the
-        refinement keeps it off that hand and within reach of it.
+        refinement keeps it off that hand and within reach of it. ``progress``: a bar over the windows
+        (None: on a terminal, else one summary line on stderr). Returns a :class:`UniHandPipelineOutput`
+        (``return_dict=False``: the tuple ``(motions,)``).
         """
         model = self.model
         check_sampling(model, num_inference_steps, guidance_scale, 0, num_frames, window, overlap, num_samples)
@@ -147,7 +201,25 @@ class UniHandPipeline:
                 mano = self.refiner(mano, arrays, cond.fps, camera_poses, camera_scale)
                 scale = self.refiner.camera_scale
             motions.append(to_motion(from_right(cond.is_right, mano), cond, hand, camera_poses, scale))
-        return motions
+        return UniHandPipelineOutput(motions=motions) if return_dict else (motions,)
+
+
+def _saved_scheduler(folder: Path, model: UniHandModel) -> SchedulerMixin | None:
+    """The scheduler ``save_pretrained`` wrote into ``folder`` (one of ours, by its class), else None."""
+    file = folder / SCHEDULER_CONFIG
+    if not file.exists():
+        return None
+    import diffusers
+
+    try:
+        config = json.loads(file.read_text())
+        name = config["_class_name"]
+    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as err:
+        raise UserError(f"{file}: unreadable scheduler config ({err})") from None
+    known = {type(sample_scheduler(model.cfg.diffusion, kind)).__name__ for kind in SCHEDULERS}
+    if name not in known:
+        raise UserError(f"{file}: scheduler {name!r} is not one UniHand samples with ({', '.join(sorted(known))})")
+    return getattr(diffusers, name).from_config(config)
 
 
 @lru_cache(maxsize=8)

@@ -14,11 +14,11 @@ import math
 import numpy as np
 import torch
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
-from tqdm.auto import tqdm
 
 from unihand.diffusion.sampling import sample_window
 from unihand.geometry.rotations import axis_angle_to_rot6d, rot6d_to_axis_angle
 from unihand.models.unihand_model import UniHandModel
+from unihand.progress import Progress
 
 
 #: Condition arrays that hold one value for the whole sequence (every other array has one entry per frame).
@@ -38,12 +38,13 @@ def generate_windows(
     model: UniHandModel, scheduler: SchedulerMixin, arrays: dict[str, np.ndarray], total: int, *,
     num_samples: int = 1, steps: int | None = None, cfg_scale: float | None = None,
     generator: torch.Generator | None = None, first_frame: np.ndarray | None = None, window: int | None = None,
-    overlap: int = 16, progress: bool = False,
+    overlap: int = 16, progress: bool | None = False,
 ) -> np.ndarray:
     """``num_samples`` motions (B, total, 61) in the right-hand space, one batched pass per window.
 
     Each window's noise comes from a generator seeded by a draw from ``generator``, so a sample
-    depends only on the master seed (the same with one sample or several, for the first sample)."""
+    depends only on the master seed (the same with one sample or several, for the first sample).
+    ``progress``: a bar per window (None: on a terminal, else one summary line; :class:`unihand.progress.Progress`)."""
     padded, win, starts = window_starts(total, model.segment, window or model.cfg.frames, overlap)
     per_frame = {k for k in arrays if k not in PER_SEQUENCE}
     arrays = {k: _pad_last(v, padded) if k in per_frame else v for k, v in arrays.items()}
@@ -52,7 +53,8 @@ def generate_windows(
     b = num_samples
     out = np.zeros((b, padded, 61), dtype=np.float32)
     done = 0  # frames [0, done) are final
-    for start in tqdm(starts, desc="generate", unit="window", disable=not progress or len(starts) == 1, leave=False):
+    bar = Progress(len(starts), "generate", "window", enabled=progress if len(starts) > 1 else False)
+    for start in starts:
         length = min(win, padded - start)
         sl = slice(start, start + length)
         chunk = {k: np.broadcast_to(v[sl] if k in per_frame else v, (b,) + (v[sl] if k in per_frame else v).shape)
@@ -81,6 +83,8 @@ def generate_windows(
                 out[i, start:done] = _blend(out[i, start:done], res[i, :ov], w)
         out[:, start + ov: start + length] = res[:, ov:]
         done = start + length
+        bar.update()
+    bar.close()
     return out[:, :total]
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
+from unihand.errors import UserError
 from unihand.geometry.alignment import umeyama
 from unihand.hand.anatomy import JOINT_LIMITS
 from unihand.hand.joints import OPENPOSE_PARENTS
@@ -82,6 +83,11 @@ class RefineConfig:
     shape_frames: int = 12  # frames the shape is fitted on (spread over the sequence)
     chunk: int = 512  # frames solved at once (memory is bounded by one chunk)
     overlap: int = 32  # frames shared by consecutive chunks
+
+    def __post_init__(self) -> None:
+        self.gnc_2d = tuple(float(x) for x in self.gnc_2d)
+        if not self.gnc_2d or not all(0 < x < float("inf") for x in self.gnc_2d):
+            raise UserError(f"refinement setting gnc_2d={self.gnc_2d}: expected one or more positive scale factors")
 
 
 #: The fields of :class:`Observations` that hold one entry per frame.

@@ -101,7 +101,7 @@ class Refiner:
         if given is not None and given.any():
             sample = spread_given_mano(sample, arrays["mano"], given)
         # one BLAS thread: the banded solves are small, and OpenBLAS threads spinning against other
-        # work on a few cores made them 6x slower (bench/RESULTS.md, issue 11)
+        # work on a few cores made them 6x slower (bench/RESULTS.md, "Evidence-faithful motion: refinement")
         with torch.no_grad(), threadpool_limits(limits=1, user_api="blas"):
             start = anchor(self.hand, PoseState.from_mano(sample), obs)
             scale = 1.0

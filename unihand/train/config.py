@@ -39,7 +39,7 @@ class DataConfig:
 
         if self.name not in NAMES:
             raise UserError(f"{where}.name: expected one of {', '.join(NAMES)}, got {self.name!r}")
-        for key in ("epoch_size", "val_size", "render_size"):
+        for key in ("frames", "epoch_size", "val_size", "render_size"):
             value = getattr(self, key)
             if value is not None and value < 1:
                 raise UserError(f"{where}.{key}: expected an integer >= 1, got {value!r}")

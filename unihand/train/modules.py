@@ -189,7 +189,7 @@ class DiffusionModule(_Base):
     ``train.perceptron_aux: W`` (vision models, default 0) adds W x a per-frame pose loss on the hand
     tokens, read by a linear probe (dropped at export) with the targets of :func:`window_pose_targets`.
     Not in the paper: it gives the hand perceptron a direct signal to find each frame's hand, which the
-    diffusion loss alone did not provide in CPU-length training (bench/RESULTS.md, issue 4).
+    diffusion loss alone did not provide in CPU-length training (bench/RESULTS.md, "Vision").
     """
 
     def __init__(self, model: UniHandModel, train_cfg: dict[str, Any]) -> None:

@@ -75,7 +75,15 @@ def build_model(stage: str, cfg: dict[str, Any]) -> Any:
 
 
 def run(stage: str, cfg: dict[str, Any], out: Path) -> Path:
-    """Train one stage; returns the exported checkpoint directory."""
+    """Train one stage; returns the exported checkpoint directory. The progress bar shows on a terminal;
+    elsewhere (a log file) one line says what was trained when the run ends."""
+    import sys
+    import time
+
+    from unihand.errors import require
+
+    for module in ("lightning", "tensorboard"):
+        require(module, "train", "training")
     import lightning as L
     from lightning.pytorch.callbacks import EMAWeightAveraging, LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
@@ -123,6 +131,7 @@ def run(stage: str, cfg: dict[str, Any], out: Path) -> Path:
     strategy = tc["strategy"]
     plugins = [] if strategy.startswith("deepspeed") else [SafetensorsCheckpointIO()]
     train_sampler = ShardSampler(len(train_set), sampler)
+    bar = sys.stderr.isatty()
     trainer = L.Trainer(
         accelerator=tc["accelerator"], devices=tc["devices"], num_nodes=int(tc["num_nodes"]),
         strategy=strategy, precision=precision,
@@ -131,24 +140,29 @@ def run(stage: str, cfg: dict[str, Any], out: Path) -> Path:
         callbacks=[
             ModelCheckpoint(dirpath=ckpt_dir, every_n_train_steps=int(tc["ckpt_every"]), save_last=True, save_top_k=0),
             LearningRateMonitor(logging_interval="step"),
-            TQDMProgressBar(refresh_rate=10),
+            *([TQDMProgressBar(refresh_rate=10)] if bar else []),
             StreamPosition(train_sampler, int(tc["batch_size"])),
             # the moving average is what validation sees and what is exported
             *([EMAWeightAveraging(decay=float(tc["ema"]))] if tc["ema"] else []),
         ],
         logger=[CSVLogger(out, name="logs"), TensorBoardLogger(out, name="tb")],
         plugins=plugins, default_root_dir=out, enable_model_summary=False, use_distributed_sampler=False,
+        enable_progress_bar=bar,
     )
     loader_kw = dict(batch_size=int(tc["batch_size"]), num_workers=int(tc["num_workers"]),
                      persistent_workers=int(tc["num_workers"]) > 0)
     # Each rank reads its own shard of the windows, in the single-process order (ShardSampler; Lightning's
     # DistributedSampler, turned off with use_distributed_sampler=False, would shuffle the training set).
+    t0 = time.perf_counter()
     trainer.fit(
         module,
         DataLoader(train_set, sampler=train_sampler, drop_last=True, **loader_kw),
         DataLoader(val_set, sampler=ShardSampler(len(val_set)), **loader_kw),
         ckpt_path=str(last) if last.exists() else None,
     )
+    if not bar and trainer.is_global_zero:
+        log.info("train %s: step %d of %d in %.0f s", stage, trainer.global_step, int(tc["max_steps"]),
+                 time.perf_counter() - t0)
     export = out / "export"
     if trainer.is_global_zero and stage == "backbone":
         from unihand.train.backbone import BACKBONE_FILE, save_backbone

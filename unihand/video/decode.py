@@ -137,9 +137,17 @@ class VideoSource:
                 return w, h, fps if math.isfinite(fps) and fps > 0 else DEFAULT_FPS, total, "cv2"
         finally:
             cap.release()
-        # OpenCV could not open it: ask ffmpeg (covers rarer containers and codecs).
+        # OpenCV could not open it: ask ffmpeg (covers rarer containers and codecs). A file ffmpeg cannot
+        # decode is turned down by a plain run first: imageio-ffmpeg leaves its pipes open when it fails.
+        import subprocess
+
         import imageio_ffmpeg
 
+        check = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(path), "-frames:v", "1",
+                                "-f", "null", "-"], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        if check.returncode != 0:
+            msg = check.stderr.strip().splitlines()
+            raise UserError(f"{path}: not a readable video or image folder ({(msg[-1] if msg else 'ffmpeg failed')[:160]})")
         try:
             gen = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
             meta = next(gen)

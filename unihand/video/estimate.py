@@ -35,7 +35,7 @@ Intrinsics (:mod:`unihand.video.intrinsics`): ``--intrinsics fx,fy,cx,cy`` or ``
 
 Camera (``--camera``, :mod:`unihand.camera.stage`): estimated from the background when it moves
 (static otherwise), static, or read from a poses file; known poses can be passed too
-(``camera_poses``, T_cano_from_cam (N, 4, 4), as the demo does). Both hands share one camera and
+(``camera_poses``, T_cano_from_cam (N, 4, 4), as the camera benchmark does). Both hands share one camera and
 its metric scale. The motion file holds the world (first-camera) frame motion and
 ``T_cano_from_cam`` (N, 4, 4) in metres (identities for a static camera); reprojection (overlay,
 ``joints_2d``, the summary's error) goes through each frame's camera; the summary's ``camera``
@@ -49,7 +49,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
@@ -64,9 +63,10 @@ from unihand.data.io import Conditions, Motion
 from unihand.data.windows import true_runs
 from unihand.errors import UserError
 from unihand.export.output_set import recover as recover_outputs
-from unihand.models.unihand_model import UniHandModel
 from unihand.pipeline.checks import check_sampling
 from unihand.refine.refiner import usable_hand3d
+from unihand.pipeline.pipeline import UniHandPipeline
+from unihand.progress import Progress
 from unihand.video.conditions import CONF_THRESHOLD, reproject, reprojection_stats, to_camera, track_conditions
 from unihand.video.decode import VideoInfo, VideoSource, open_video
 from unihand.video.detect import Detection
@@ -76,6 +76,12 @@ from unihand.video.track import HandTrack, track_hands
 
 #: With ``--hands both``, a side detected on fewer frames than this fraction of the clip is skipped.
 MIN_DETECTED_FRACTION = 0.02
+
+
+def detector_hands(hands: str) -> int:
+    """Hands MediaPipe looks for: one for ``--hands left|right`` (while it tracks one hand it skips the palm
+    detector, half the time per frame), two for ``both``."""
+    return 2 if hands == "both" else 1
 
 
 class Detector(Protocol):
@@ -104,7 +110,7 @@ class EstimateSettings:
     render: bool = True  # False: the motions and summaries only
     refine: bool = True  # False: the pure diffusion sample (ablations)
     scheduler: str = "ddim"
-    progress: bool | None = None  # None: bars when stderr is a terminal
+    progress: bool | None = None  # None: bars when stderr is a terminal, else one summary line per stage
     camera: str | os.PathLike | None = None  # auto | static | estimate | a poses file
     camera_scale: float | str | None = None  # metres per unit of the poses, or "fit"
     depth_model: DepthModelArg = None  # a metric depth checkpoint directory (or DepthModel): the camera scale from the scene
@@ -124,20 +130,6 @@ class Timings(dict):
             self[stage] = self.get(stage, 0.0) + time.perf_counter() - t0
 
 
-def _progress(total: int | None, desc: str, enabled: bool | None):
-    from tqdm.auto import tqdm
-
-    disable = (not sys.stderr.isatty()) if enabled is None else not enabled
-    return tqdm(total=total or None, desc=desc, unit="frame", disable=disable, leave=False, dynamic_ncols=True)
-
-
-def _progress(total: int | None, desc: str, enabled: bool | None):
-    from tqdm.auto import tqdm
-
-    disable = (not sys.stderr.isatty()) if enabled is None else not enabled
-    return tqdm(total=total or None, desc=desc, unit="frame", disable=disable, leave=False, dynamic_ncols=True)
-
-
 def detect_video(
     source: VideoSource, detector: Detector, timings: Timings | None = None, progress: bool | None = None,
     keep_frames: int | None = None,
@@ -153,7 +145,7 @@ def detect_video(
     out: list[list[Detection]] = []
     kept: list[np.ndarray] = []
     frames = source.frames()
-    with _progress(source.info.num_frames, "detect", progress) as bar:
+    with Progress(source.info.num_frames, "detect", "frame", progress) as bar:
         while True:
             with timings("decode"):
                 item = next(frames, None)
@@ -167,27 +159,27 @@ def detect_video(
                     s = keep_frames / max(h, w)
                     size = (max(1, round(w * s)), max(1, round(h * s)))
                     kept.append(cv2.resize(item[1], size, interpolation=cv2.INTER_AREA) if s < 1 else item[1])
-            bar.update(1)
+            bar.update()
     return out, (np.stack(kept) if kept else None)
 
 
 def load_model(
     checkpoint: str | os.PathLike | None = None, device: str = "cpu", mano_dir: str | None = None,
-    backbone_path: str | None = None,
-):
-    """The model (``UniHand.from_pretrained``: ``generate`` runs the pipeline), one-line errors for a missing device."""
-    import torch
-
-    from unihand.pipeline import UniHand
-
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA device is available here (use --device cpu)")
-    return UniHand.from_pretrained(checkpoint, device=device, mano_dir=mano_dir, backbone_path=backbone_path)
+    backbone_path: str | None = None, scheduler: str = "ddim",
+) -> UniHandPipeline:
+    """The checkpoint's :class:`~unihand.pipeline.UniHandPipeline` (one-line errors for a missing device)."""
+    return UniHandPipeline.from_pretrained(checkpoint, device=device, mano_dir=mano_dir, backbone_path=backbone_path,
+                                           scheduler=scheduler)
 
 
-def vision_input_size(model: Any) -> int | None:
-    """The backbone input size of a vision checkpoint (frames are then given to the model), else None."""
-    vis = getattr(getattr(model, "cfg", None), "vision", None)
+def _mano_dir(pipe: Any) -> str | None:
+    """The MANO folder the pipeline's model was loaded with (None: the built-in hand, or a stand-in)."""
+    return getattr(getattr(pipe, "model", None), "mano_dir", None)
+
+
+def vision_input_size(pipe: Any) -> int | None:
+    """The backbone input size of a vision checkpoint (frames are then given to the pipeline), else None."""
+    vis = getattr(getattr(getattr(pipe, "model", None), "cfg", None), "vision", None)
     return int(vis.input_size) if vis is not None and getattr(vis, "enabled", False) else None
 
 
@@ -245,7 +237,8 @@ def estimate_video(
     """Run the whole video path (see the module doc); ``outdir=None`` writes nothing.
 
     ``settings`` (or the same names as keyword ``options``): :class:`EstimateSettings`.
-    ``model`` / ``detector`` replace the checkpoint's model / MediaPipe (tests, demo);
+    ``model`` / ``detector`` replace the checkpoint's pipeline / MediaPipe (tests, demo): a
+    :class:`~unihand.pipeline.UniHandPipeline` (or anything called like one);
     ``camera_poses`` (N, 4, 4) T_cano_from_cam: known poses (metres times ``camera_scale``, default 1),
     instead of ``camera``.
     """
@@ -266,9 +259,11 @@ def estimate_video(
             recover_outputs(outdir, owned_names())  # finish or undo a swap a killed run left
     if model is None:
         with timings("load_model"):
-            model = load_model(s.checkpoint, s.device, s.mano_dir, s.backbone_path)
-    if isinstance(model, UniHandModel):  # before any frame is read (tests pass stand-ins)
-        check_sampling(model, s.steps, s.cfg_scale, s.seed, None, None, 0)
+            model = load_model(s.checkpoint, s.device, s.mano_dir, s.backbone_path, s.scheduler)
+    elif isinstance(model, UniHandPipeline):  # the settings' scheduler, the same networks and refiner
+        model = UniHandPipeline(model.model, s.scheduler, model.hand_model, model.refiner)
+    if isinstance(model, UniHandPipeline):  # before any frame is read (tests pass stand-ins)
+        check_sampling(model.model, s.steps, s.cfg_scale, s.seed, None, None, 0)
     run = _Run(s, source, K, k_source, model, timings, say)
     tracker = _detect_stage(run, detector, cam_plan)
     tracks = _track_stage(run)
@@ -284,8 +279,8 @@ def estimate_video(
         mesh = _mesh_layers(run, results) if s.render else {}
         check_output_dir(outdir)
         write_outputs(outdir, source, results, timings, render=s.render, say=say,
-                      progress_bar=lambda total, desc: _progress(total, desc, s.progress), mesh=mesh,
-                      mano_dir=getattr(model, "mano_dir", None) or s.mano_dir)
+                      progress_bar=lambda total, desc: Progress(total, desc, "frame", s.progress), mesh=mesh,
+                      mano_dir=_mano_dir(model) or s.mano_dir)
     for r in results.values():
         r.summary["timings_s"] = hand_timings(timings, r.side)
     return EstimateResult(run.info, np.asarray(K), results, dict(timings), outdir)
@@ -298,7 +293,7 @@ def _detect_stage(run: _Run, detector: Detector | None, cam_plan: Any) -> Any:
         from unihand.video.detect import HandDetector
 
         with run.timings("load_detector"):
-            detector = HandDetector(max_hands=2, scale=s.detect_scale)
+            detector = HandDetector(max_hands=detector_hands(s.hands), scale=s.detect_scale)
     run.say(f"reading {info.path} ({info.width}x{info.height}, {info.fps:g} fps, frames {info.start}..{info.end})")
     vision = vision_input_size(run.model)
     if vision:
@@ -406,16 +401,18 @@ def _estimate_hand(run: _Run, side: str, track: HandTrack, shared: dict[str, Any
 
 def _generate(run: _Run, cond: Conditions, poses: np.ndarray | None, camera_scale: float | str | None,
               other: np.ndarray | None = None) -> Motion:
+    import torch
+
     s = run.s
     extra: dict[str, Any] = {} if run.frames is None else {"frames": run.frames}  # mirrored for a left hand
-    if s.progress is not False:
-        extra["progress"] = True
     if camera_scale is not None:  # translations up to scale ("fit") or in units of camera_scale metres
         extra["camera_scale"] = camera_scale
     if other is not None:
         extra["other_hand"] = other
-    return run.model.generate(cond, steps=s.steps, cfg_scale=s.cfg_scale, seed=s.seed, refine=s.refine,
-                              camera_poses=poses, scheduler=s.scheduler, **extra)
+    out = run.model(cond, num_inference_steps=s.steps, guidance_scale=s.cfg_scale,
+                    generator=torch.Generator().manual_seed(s.seed), refine=s.refine, camera_poses=poses,
+                    progress=s.progress, **extra)
+    return out.motions[0]
 
 
 def _summary(run: _Run, side: str, track: HandTrack, mask: np.ndarray, motion: Motion, scale: float | None,
@@ -452,7 +449,7 @@ def _detector_3d(track: HandTrack, start: int) -> dict[str, Any] | None:
 
 def _mesh_layers(run: _Run, results: dict[str, HandResult]) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Per hand with MANO vertices: (reprojected vertices, their depth, faces) for the overlay."""
-    mdir = getattr(run.model, "mano_dir", None) or run.s.mano_dir
+    mdir = _mano_dir(run.model) or run.s.mano_dir
     if mdir is None or not any(r.motion.vertices is not None for r in results.values()):
         return {}
     from unihand.hand import load_hand_model

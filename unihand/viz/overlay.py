@@ -208,7 +208,7 @@ def render_overlays(
         for t, frame in enumerate(frames):
             if not writers:
                 w, h, scale = output_size(frame.shape[1], frame.shape[0], max_side)
-                writers = [H264Writer(tmp, (w, h), fps) for tmp in tmps]
+                writers = [H264Writer(tmp, (w, h), fps, threads=None) for tmp in tmps]  # an output: speed
             base = frame if scale == 1.0 else cv2.resize(frame, writers[0].size, interpolation=cv2.INTER_AREA)
             for tr, wr in zip(tracks, writers):
                 if t >= tr.joints_2d.shape[0]:

@@ -55,7 +55,7 @@ def plot_trajectory(
         lc = Line3DCollection(seg, cmap="viridis", linewidths=2.0)
         lc.set_array(t[:-1])
         ax.add_collection3d(lc)
-        fig.colorbar(lc, ax=ax, shrink=0.6, pad=0.1, label="time (s)")
+        fig.colorbar(lc, ax=ax, shrink=0.6, pad=0.12, label="time (s)")
     tx, ty, tz = view(tip)
     ax.plot(tx, ty, tz, color="0.6", lw=0.8, alpha=0.7, label="index tip")
     if infilled.any():
@@ -89,9 +89,14 @@ def plot_trajectory(
     ax.set_xlim(c[0] - r, c[0] + r)
     ax.set_ylim(c[1] - r, c[1] + r)
     ax.set_zlim(c[2] - r, c[2] + r)
-    ax.set_xlabel("x (m)")
-    ax.set_ylabel("depth z (m)")
-    ax.set_zlabel("up -y (m)")
+    from matplotlib.ticker import MaxNLocator
+
+    for axis in (ax.xaxis, ax.yaxis, ax.zaxis):  # few, small ticks: the labels then do not run into them
+        axis.set_major_locator(MaxNLocator(4))
+    ax.tick_params(labelsize=7, pad=1)
+    ax.set_xlabel("x (m)", fontsize=8, labelpad=2)
+    ax.set_ylabel("depth z (m)", fontsize=8, labelpad=2)
+    ax.set_zlabel("up -y (m)", fontsize=8, labelpad=2)
     ax.view_init(elev=18, azim=-70)
     ax.legend(loc="upper left", fontsize=7)
     ax.set_title("wrist path in the world (camera frame of frame 1)" if moving

@@ -12,16 +12,22 @@ from unihand.files import atomic_write
 
 
 class H264Writer:
-    """Stream RGB frames into an H.264 (yuv420p, faststart) MP4 through imageio-ffmpeg."""
+    """Stream RGB frames into an H.264 (yuv420p, faststart) MP4 through imageio-ffmpeg.
 
-    def __init__(self, path: str | Path, size: tuple[int, int], fps: float, crf: int = 23) -> None:
+    ``threads=1`` (the default) writes the same bytes on every machine: x264's output depends on its
+    thread count, which ffmpeg otherwise picks from the CPU count (``None``), so a video rendered as an
+    input (the demo's, the synthetic dataset's) would differ from one machine to the next."""
+
+    def __init__(self, path: str | Path, size: tuple[int, int], fps: float, crf: int = 23,
+                 threads: int | None = 1) -> None:
         import imageio_ffmpeg
 
         self.size = size
         self._gen = imageio_ffmpeg.write_frames(
             str(path), size, fps=float(fps), codec="libx264", pix_fmt_in="rgb24", pix_fmt_out="yuv420p",
             quality=None, macro_block_size=2, ffmpeg_log_level="error",
-            output_params=["-crf", str(crf), "-preset", "veryfast", "-movflags", "+faststart"],
+            output_params=["-crf", str(crf), "-preset", "veryfast", "-movflags", "+faststart",
+                           *([] if threads is None else ["-threads", str(threads)])],
         )
         self._gen.send(None)
 

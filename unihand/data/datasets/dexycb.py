@@ -114,7 +114,7 @@ def _read_labels(cam_dir: Path, num_frames: int) -> dict[str, np.ndarray]:
         if not path.is_file():
             raise ValueError(f"missing {path.name}")
         try:
-            with np.load(path, allow_pickle=False) as d:
+            with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as d:  # closed even when not a zip
                 pose.append(np.asarray(d["pose_m"], np.float64).reshape(51))
                 j3.append(np.asarray(d["joint_3d"], np.float64).reshape(21, 3))
                 j2.append(np.asarray(d["joint_2d"], np.float64).reshape(21, 2))
