@@ -37,7 +37,7 @@ def test_the_readme_python_example_runs_as_written(tmp_path: Path) -> None:
                               text=True, timeout=300)
         assert done.returncode == 0, done.stderr
     with np.load(tmp_path / "data/test/seq_00000/conditions.npz") as f:  # 2D keypoints only: nothing of the truth's 3D reaches the model
-        assert "kp2d" in f.files and not {"kp3d", "mano"} & set(f.files)
+        assert "kp2d" in f.files and not {"kp3d", "kp3d_hand", "mano"} & set(f.files)
     run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr
     stated = figures(code.split("# prints:")[1])

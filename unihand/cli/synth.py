@@ -35,7 +35,7 @@ PREVIEW_ROWS = 6
 PREVIEW_COLUMNS = 6
 _CHUNK = 32
 #: --conditions names -> the Conditions modality they keep.
-MODALITIES = {"2d": "kp2d", "3d": "kp3d", "mano": "mano"}
+MODALITIES = {"2d": "kp2d", "3d": "kp3d", "hand3d": "kp3d_hand", "mano": "mano"}
 
 
 def preview_rows(seqs: list[SyntheticSequence], frames: list[np.ndarray], columns: int = PREVIEW_COLUMNS) -> list:
@@ -63,7 +63,7 @@ def preview_rows(seqs: list[SyntheticSequence], frames: list[np.ndarray], column
 
 
 def parse_modalities(text: str) -> list[str]:
-    """``--conditions 2d,3d`` -> the Conditions modalities kept (kp2d, kp3d); one-line error otherwise."""
+    """``--conditions 2d,hand3d`` -> the Conditions modalities kept (kp2d, kp3d_hand); one-line error otherwise."""
     names = [t.strip() for t in text.split(",") if t.strip()]
     bad = [n for n in names if n not in MODALITIES]
     if bad or not names:
@@ -167,8 +167,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "sequences with their 2D keypoints (implies --render)")
     p.add_argument("--camera", choices=CAMERA_PRESET_NAMES, default=None, help="use one camera preset only")
     p.add_argument("--activity", choices=ACTIVITY_NAMES, default=None, help="use one hand activity only")
-    p.add_argument("--conditions", default="2d,3d,mano", metavar="LIST",
+    p.add_argument("--conditions", default="2d,3d,hand3d,mano", metavar="LIST",
                    help="the conditions written to conditions.npz, a comma-separated subset of 2d (noisy 2D "
-                        "keypoints, as a detector gives), 3d and mano (default: all three); motion.npz always holds "
-                        "the true motion")
+                        "keypoints, as a detector gives), 3d, hand3d (a detector's own root-relative 3D hand, as "
+                        "MediaPipe's world landmarks) and mano (default: all four); motion.npz always holds the "
+                        "true motion")
     p.set_defaults(func=run)
