@@ -473,9 +473,11 @@ class Objective:
             fps2 = obs.fps**2
             q = joints.flatten(1)
             acc = (q[:-2] - 2 * q[1:-1] + q[2:]) * fps2  # (N - 2, 63) m/s^2
-            # heavy-tailed where a frame has evidence (a fast movement seen is let through), quadratic
-            # where it has none (nothing there justifies a jump, e.g. the sampler's window joins)
-            seen = self.evidence[1:-1, None]
+            # heavy-tailed where the three frames of an acceleration have evidence (a fast movement seen is
+            # let through), quadratic where any has none (nothing there justifies a jump: the sampler's window
+            # joins, the last frames before a hand leaves the view)
+            ev = self.evidence
+            seen = (ev[:-2] & ev[1:-1] & ev[2:])[:, None]
             rho, irls = self._smoothness(acc.unflatten(1, (21, 3)).pow(2).sum(-1), self.accel_scale, seen)
             cost += float(rho.sum()) / cfg.sigma_accel**2
             wa = (irls * fps2**2 / cfg.sigma_accel**2).repeat_interleave(3, dim=1)  # per joint coordinate
