@@ -228,6 +228,6 @@ def test_an_infilled_hand_is_kept_off_the_other_hand(pipe: UniHandPipeline) -> N
     assert nearest(alone)[~known].min() < 0.005
     assert nearest(kept)[~known].min() > 0.015
     moved = np.linalg.norm(kept[known] - alone[known], axis=-1)
-    assert moved.mean() < 0.001 and moved.max() < 0.015
+    assert moved.mean() < 0.001 and moved.max() < 0.02
     with pytest.raises(UserError, match="other_hand"):
         pipe(cond, other_hand=other[:10])
